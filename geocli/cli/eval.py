@@ -1,0 +1,70 @@
+"""``geocli eval``: score a predictions file or a model on a benchmark or manifest."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .options import add_options, dataset_options, format_option, thresholds_option
+
+
+@click.command("eval")
+@click.argument("dataset")
+@add_options(dataset_options)
+@click.option("--predictions", type=click.Path(dir_okay=False), default=None,
+              help="Score this file (geocli predict JSON/JSONL/CSV, or a CSV image,lat,lon); runs no model.")
+@click.option("--model", default=None, help="Run this model (checkpoint folder or name from 'geocli models').")
+@click.option("--skip-missing", is_flag=True, help="With --model: leave out images missing from disk.")
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@thresholds_option
+@format_option
+def eval_command(dataset, root, metadata, predictions, model, skip_missing, batch_size, thresholds, fmt):
+    """Score geolocation on DATASET: a benchmark name (im2gps, im2gps3k, yfcc26k, yfcc4k, mp16)
+    or a manifest CSV path. Prints % within 1/25/200/750/2500 km, mean/median km, country
+    accuracy and a per-continent table.
+
+    \b
+    Examples:
+      geocli eval im2gps3k --metadata im2gps3k_places365.csv --predictions preds.jsonl
+      geocli eval photos/manifest.csv --model runs/croatia --format json
+    """
+    from ..datasets import load_dataset
+    from ..engine.evaluate import evaluate_predictions
+
+    if (predictions is None) == (model is None):
+        raise click.UsageError("give exactly one of --predictions FILE or --model DIR_OR_NAME")
+    manifest = load_dataset(dataset, root=root, metadata=metadata)
+    guesses = (
+        _read(predictions) if predictions else _run_model(model, manifest, skip_missing, batch_size)
+    )
+    result = evaluate_predictions(manifest, guesses, thresholds, dataset_name=dataset)
+    _emit(result, fmt)
+
+
+def _read(path):
+    from ..engine.predictions_file import read_predictions
+
+    return read_predictions(path)
+
+
+def _run_model(model, manifest, skip_missing, batch_size):
+    from .. import load_model
+    from ..datasets import check_images
+    from ..engine.predictions_file import from_record
+    from ..report.console import log
+
+    present = check_images(manifest, skip_missing=skip_missing, log=log)
+    geolocator = load_model(model)
+    records = geolocator.predict(present.images, top_k=10, batch_size=batch_size)
+    return [from_record(r) for r in records if r["ok"]]
+
+
+def _emit(result: dict, fmt: str) -> None:
+    if fmt == "json":
+        click.echo(json.dumps(result, indent=2))
+        return
+    from ..report.console import stdout_console
+    from ..report.eval_table import eval_tables
+
+    for part in eval_tables(result):
+        stdout_console().print(part)

@@ -1,0 +1,43 @@
+"""Options shared by several commands, so each is spelled once."""
+from __future__ import annotations
+
+import click
+
+from ..metrics import DEFAULT_THRESHOLDS_KM
+
+
+def parse_thresholds(ctx, param, value: str | None) -> tuple[float, ...]:
+    if not value:
+        return DEFAULT_THRESHOLDS_KM
+    try:
+        values = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("comma-separated kilometres, e.g. 1,25,200,750,2500") from None
+    if any(v <= 0 for v in values):
+        raise click.BadParameter("thresholds must be positive")
+    return values
+
+
+thresholds_option = click.option(
+    "--thresholds", callback=parse_thresholds, default=None, metavar="KM,KM,...",
+    help="Distance thresholds in km (default 1,25,200,750,2500); 'within' means <=.",
+)
+format_option = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+    help="Table for people, JSON for scripts (stdout).",
+)
+dataset_options = [
+    click.option("--root", type=click.Path(file_okay=False), default=None,
+                 help="Image folder (default: the CSV's own folder)."),
+    click.option("--metadata", type=click.Path(dir_okay=False), default=None,
+                 help="Official benchmark CSV (e.g. im2gps3k_places365.csv)."),
+]
+
+
+def add_options(options):
+    def decorator(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorator

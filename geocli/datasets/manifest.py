@@ -1,0 +1,210 @@
+"""Manifests: a CSV of ``image,lat,lon`` (plus optional ``country``, ``scene``, ``location_id``)
+next to a folder of images. The one parser for every CSV geocli reads, benchmarks included.
+
+Strict by design: a malformed row stops the load with a one-line ``ManifestError`` naming the
+row and the problem (rows are never dropped silently).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DatasetNotFoundError, ManifestError
+
+# Accepted header spellings (compared case-insensitively) for each canonical column.
+COLUMN_ALIASES = {
+    "image": ("image", "img_id", "img_file", "image_path", "path", "file", "filename", "file_name", "img"),
+    "lat": ("lat", "latitude"),
+    "lon": ("lon", "lng", "long", "longitude"),
+    "country": ("country", "country_code", "cc"),
+    "scene": ("scene", "s3_label"),
+    "group": ("location_id", "sequence", "sequence_id", "group", "place_id"),
+}
+REQUIRED = ("image", "lat", "lon")
+#: S3 scene labels of the Places365-annotated benchmark files.
+S3_SCENES = {"0": "indoor", "1": "natural", "2": "urban"}
+SCENE_NAMES = ("indoor", "natural", "urban")
+
+
+@dataclass
+class Manifest:
+    """Parsed rows: image paths (resolved), coordinates and optional labels, row-aligned."""
+
+    source: str
+    images: list[str]
+    lat: np.ndarray
+    lon: np.ndarray
+    country: list[str | None] = field(default_factory=list)
+    scene: list[str | None] = field(default_factory=list)
+    group: list[str | None] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)  # CSV line number of each sample
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, indices) -> "Manifest":
+        idx = [int(i) for i in indices]
+        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        return Manifest(
+            self.source, pick(self.images), self.lat[idx], self.lon[idx],
+            pick(self.country), pick(self.scene), pick(self.group), pick(self.rows),
+        )
+
+    def sample(self, i: int) -> dict:
+        """Sample ``i`` as a dict (the form every dataset in geocli yields)."""
+        return {
+            "image": self.images[i], "lat": float(self.lat[i]), "lon": float(self.lon[i]),
+            "country": self.country[i], "scene": self.scene[i], "group": self.group[i], "index": i,
+        }
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise DatasetNotFoundError(f"manifest not found: {path} (pass the CSV path, e.g. --data photos/manifest.csv)")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _sniff_delimiter(text: str) -> str:
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", ";", "\t")}
+    return max(counts, key=counts.get) if any(counts.values()) else ","
+
+
+def _map_columns(header: list[str], source: str) -> dict[str, int]:
+    lowered = [h.strip().lower() for h in header]
+    found = {}
+    for canon, aliases in COLUMN_ALIASES.items():
+        for alias in aliases:
+            if alias in lowered:
+                found[canon] = lowered.index(alias)
+                break
+    missing = [c for c in REQUIRED if c not in found]
+    if missing:
+        raise ManifestError(
+            f"{source}: missing column(s) {', '.join(missing)}; found {', '.join(header) or 'no header'} "
+            f"(expected image,lat,lon or aliases like IMG_ID, LAT, LON, latitude, longitude)"
+        )
+    return found
+
+
+def _parse_float(value: str, column: str, line: int, source: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ManifestError(f"{source}: line {line}: {column} is not a number: {value!r}") from None
+    if math.isnan(v) or math.isinf(v):
+        raise ManifestError(f"{source}: line {line}: {column} is {value!r}")
+    return v
+
+
+def _resolve_image(value: str, root: Path, line: int, source: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ManifestError(f"{source}: line {line}: empty image path")
+    p = Path(value)
+    if p.is_absolute():
+        return str(p)
+    if os.path.normpath(p).split(os.sep)[0] == os.pardir:
+        raise ManifestError(f"{source}: line {line}: image path {value!r} points outside the root {root}")
+    return str(root / p)
+
+
+def _optional(row: list[str], cols: dict[str, int], name: str) -> str | None:
+    if name not in cols or cols[name] >= len(row):
+        return None
+    value = row[cols[name]].strip()
+    return value or None
+
+
+def _scene(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return S3_SCENES.get(value, value.lower())
+
+
+def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
+    """Parse a manifest CSV. ``root`` (image folder) defaults to the CSV's own folder."""
+    path = Path(path)
+    source = str(path)
+    root = Path(root) if root is not None else path.parent
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
+    header = next(reader, [])
+    cols = _map_columns(header, source)
+    rows = [(n, r) for n, r in enumerate(reader, start=2) if any(c.strip() for c in r)]
+    if not rows:
+        raise ManifestError(f"{source}: no data rows")
+    lat = np.array([_parse_float(_cell(r, cols["lat"]), "lat", n, source) for n, r in rows])
+    lon = np.array([_parse_float(_cell(r, cols["lon"]), "lon", n, source) for n, r in rows])
+    line_numbers = [n for n, _ in rows]
+    _check_ranges(lat, lon, line_numbers, header, cols, source)
+    images = [_resolve_image(_cell(r, cols["image"]), root, n, source) for n, r in rows]
+    _check_duplicates(images, line_numbers, source)
+    return Manifest(
+        source, images, lat, lon,
+        country=[(_optional(r, cols, "country") or "").upper() or None for _, r in rows],
+        scene=[_scene(_optional(r, cols, "scene")) for _, r in rows],
+        group=[_optional(r, cols, "group") for _, r in rows],
+        rows=line_numbers,
+    )
+
+
+def _cell(row: list[str], index: int) -> str:
+    return row[index] if index < len(row) else ""
+
+
+def _check_ranges(lat, lon, lines, header, cols, source) -> None:
+    bad_lat = np.flatnonzero(np.abs(lat) > 90)
+    if len(bad_lat) and (np.abs(lon) <= 90).all():
+        raise ManifestError(
+            f"{source}: column {header[cols['lat']]!r} holds impossible latitudes (e.g. {lat[bad_lat[0]]} on "
+            f"line {lines[bad_lat[0]]}) while {header[cols['lon']]!r} fits latitude: the LAT/LON header looks "
+            f"swapped; fix the header"
+        )
+    if len(bad_lat):
+        i = bad_lat[0]
+        raise ManifestError(f"{source}: line {lines[i]}: latitude {lat[i]} outside [-90, 90]")
+    bad_lon = np.flatnonzero(np.abs(lon) > 180)
+    if len(bad_lon):
+        i = bad_lon[0]
+        raise ManifestError(f"{source}: line {lines[i]}: longitude {lon[i]} outside [-180, 180]")
+
+
+def _check_duplicates(images: list[str], lines: list[int], source: str) -> None:
+    first_seen: dict[str, int] = {}
+    for image, line in zip(images, lines):
+        if image in first_seen:
+            raise ManifestError(
+                f"{source}: line {line}: duplicate image {image!r} (first on line {first_seen[image]})"
+            )
+        first_seen[image] = line
+
+
+def check_images(manifest: Manifest, skip_missing: bool = False, log=None) -> Manifest:
+    """Make sure every image file exists: raise naming the missing ones, or drop them if asked.
+
+    ``log`` (a callable taking one line) is told how many were skipped.
+    """
+    missing = [i for i, p in enumerate(manifest.images) if not Path(p).is_file()]
+    if not missing:
+        return manifest
+    if not skip_missing:
+        first = ", ".join(manifest.images[i] for i in missing[:3])
+        raise DatasetNotFoundError(
+            f"{len(missing)} of {len(manifest)} images listed in {manifest.source} are missing "
+            f"(first: {first}); check --root, or pass --skip-missing to leave them out"
+        )
+    if log is not None:
+        log(f"skipped {len(missing)} of {len(manifest)} images missing from disk (--skip-missing)")
+    keep = sorted(set(range(len(manifest))) - set(missing))
+    return manifest.subset(keep)

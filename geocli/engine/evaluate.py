@@ -1,0 +1,73 @@
+"""Scoring ranked location guesses against a dataset: the numbers behind ``geocli eval``."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..datasets.manifest import Manifest
+from ..geo.countries import country, country_code_at
+from ..geo.distance import haversine_km
+from ..metrics import DEFAULT_THRESHOLDS_KM, distance_summary, per_group_metrics, topk_accuracy
+from .predictions_file import PredictedImage, match_to_dataset
+
+
+def true_countries(manifest: Manifest) -> list[str | None]:
+    """Country of each row: the manifest's ``country`` column where given, else looked up."""
+    return [c or country_code_at(a, b) for c, a, b in zip(manifest.country, manifest.lat, manifest.lon)]
+
+
+def ranked_countries(pred: PredictedImage) -> list[str]:
+    """Distinct countries in rank order: stated ones, else the country at each guessed coordinate."""
+    out: list[str] = []
+    for lat, lon, code in pred.guesses:
+        code = code or country_code_at(lat, lon)
+        if code and code not in out:
+            out.append(code)
+    return out
+
+
+def evaluate_predictions(
+    manifest: Manifest,
+    predictions: list[PredictedImage],
+    thresholds_km=DEFAULT_THRESHOLDS_KM,
+    dataset_name: str | None = None,
+) -> dict:
+    """The ``geocli eval --format json`` object for ``predictions`` scored on ``manifest``.
+
+    Accuracy covers the ``n`` rows that have a guess; rows without one are counted in ``missing``
+    and predictions naming no dataset image in ``unmatched``.
+    """
+    matched, unmatched = match_to_dataset(manifest.images, predictions)
+    rows = sorted(i for i, p in matched.items() if p.guesses)
+    guesses = [matched[i] for i in rows]
+    pred_lat = np.array([g.guesses[0][0] for g in guesses], np.float64)
+    pred_lon = np.array([g.guesses[0][1] for g in guesses], np.float64)
+    distances = haversine_km(manifest.lat[rows], manifest.lon[rows], pred_lat, pred_lon)
+    truth = true_countries(manifest.subset(rows))
+    rankings = [ranked_countries(g) for g in guesses]
+    result = {"dataset": dataset_name or manifest.source, "n_dataset": len(manifest)}
+    result.update(distance_summary(distances, thresholds_km))
+    result.update(_country_scores(truth, rankings))
+    result["per_continent"] = per_group_metrics(
+        [_continent(c) for c in truth], distances, _country_hits(truth, rankings), thresholds_km
+    )
+    result["missing"] = len(manifest) - len(rows)
+    result["unmatched"] = len(unmatched)
+    result["unmatched_examples"] = unmatched[:5]
+    return result
+
+
+def _country_hits(truth, rankings) -> list[bool | None]:
+    return [None if t is None else bool(r) and r[0] == t for t, r in zip(truth, rankings)]
+
+
+def _country_scores(truth, rankings) -> dict:
+    topk = topk_accuracy(truth, rankings, ks=(1, 5, 10))
+    scores = {"country_accuracy": topk["1"] if truth else None}
+    if any(len(r) > 1 for r in rankings):
+        scores["country_topk"] = topk
+    return scores
+
+
+def _continent(code: str | None) -> str:
+    info = country(code)
+    return info.continent_name if info else "unknown"

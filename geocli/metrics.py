@@ -1,0 +1,86 @@
+"""Geolocation metrics. Functions return plain dicts; they never print.
+
+Distances use ``geocli.geo.distance.haversine_km`` (R = 6371.0088 km); "within X km" is ``<= X``.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .geo.distance import haversine_km, pairwise_haversine_km
+
+DEFAULT_THRESHOLDS_KM = (1, 25, 200, 750, 2500)
+
+
+def threshold_key(km: float) -> str:
+    """JSON key of a threshold: ``"25"`` for 25 km, ``"0.5"`` for 500 m."""
+    return f"{km:g}"
+
+
+def accuracy_within(distances_km, thresholds_km: Sequence[float] = DEFAULT_THRESHOLDS_KM) -> dict[str, float]:
+    """Fraction of distances ``<=`` each threshold."""
+    d = np.asarray(distances_km, np.float64)
+    if d.size == 0:
+        return {threshold_key(t): float("nan") for t in thresholds_km}
+    return {threshold_key(t): float(np.mean(d <= t)) for t in thresholds_km}
+
+
+def distance_summary(distances_km, thresholds_km=DEFAULT_THRESHOLDS_KM) -> dict:
+    """``n``, ``accuracy`` at each threshold, ``mean_km`` and ``median_km``."""
+    d = np.asarray(distances_km, np.float64)
+    empty = d.size == 0
+    return {
+        "n": int(d.size),
+        "accuracy": accuracy_within(d, thresholds_km),
+        "mean_km": None if empty else float(d.mean()),
+        "median_km": None if empty else float(np.median(d)),
+    }
+
+
+def geolocation_metrics(true_lat, true_lon, pred_lat, pred_lon, thresholds_km=DEFAULT_THRESHOLDS_KM) -> dict:
+    """Distance summary of predictions against ground truth."""
+    return distance_summary(haversine_km(true_lat, true_lon, pred_lat, pred_lon), thresholds_km)
+
+
+def topk_accuracy(true_labels: Sequence, ranked_predictions: Sequence[Sequence], ks=(1, 5, 10)) -> dict[str, float]:
+    """Fraction whose true label is among the first k ranked predictions, for each k.
+
+    Rows whose true label is ``None`` (unknown) are left out of the denominator.
+    """
+    pairs = [(t, list(r)) for t, r in zip(true_labels, ranked_predictions) if t is not None]
+    if not pairs:
+        return {str(k): float("nan") for k in ks}
+    return {str(k): float(np.mean([t in r[:k] for t, r in pairs])) for k in ks}
+
+
+def per_group_metrics(groups: Sequence, distances_km, correct_country=None, thresholds_km=DEFAULT_THRESHOLDS_KM) -> dict:
+    """Distance summary (and country accuracy) per group, e.g. per continent of the true location."""
+    index: dict = defaultdict(list)
+    for i, g in enumerate(groups):
+        index[g if g is not None else "unknown"].append(i)
+    d = np.asarray(distances_km, np.float64)
+    out = {}
+    for g in sorted(index, key=str):
+        rows = index[g]
+        out[g] = distance_summary(d[rows], thresholds_km)
+        if correct_country is not None:
+            out[g]["country_accuracy"] = _mean_known([correct_country[i] for i in rows])
+    return out
+
+
+def _mean_known(values: Iterable) -> float | None:
+    known = [v for v in values if v is not None]
+    return float(np.mean(known)) if known else None
+
+
+def retrieval_recall(
+    query_lat, query_lon, ref_lat, ref_lon, ranked_indices, ks=(1, 5, 10), radius_km: float = 0.025
+) -> dict[str, float]:
+    """Recall@K for place recognition: a query counts if any of its top-K references lies within
+    ``radius_km`` of it (25 m by default, the DINO-Mix / VPR convention)."""
+    ranked = np.asarray(ranked_indices)
+    d = pairwise_haversine_km(query_lat, query_lon, ref_lat, ref_lon)
+    hits = np.take_along_axis(d, ranked, axis=1) <= radius_km
+    return {str(k): float(np.mean(hits[:, :k].any(axis=1))) for k in ks}

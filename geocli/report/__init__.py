@@ -1,0 +1,1 @@
+"""Presenting results: rich tables, JSON/JSONL/CSV writers, maps."""
