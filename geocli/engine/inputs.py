@@ -1,0 +1,80 @@
+"""Turning what the user typed (files, folders, globs, ``-`` for stdin) into image paths.
+
+Explicitly named files are always attempted (a wrong one becomes an error record); inside
+folders only files with image extensions are taken. Symlink loops are not followed, duplicates
+are dropped (first occurrence kept) and every skip is reported through ``log``.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from ..errors import UsageError
+from ..images import is_image_path
+
+Log = Callable[[str], None]
+
+
+def _stdin_paths(stream) -> Iterator[str]:
+    for line in stream:
+        line = line.rstrip("\r\n")
+        if line:
+            yield line
+
+
+def _walk_folder(folder: Path, recursive: bool, log: Log) -> Iterator[str]:
+    if not recursive:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        yield from (e.path for e in entries if e.is_file() and is_image_path(e.name))
+        return
+    seen_dirs = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen_dirs:
+            log(f"skipped {root}: a symlink loop back to {real}")
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs.sort()
+        yield from (os.path.join(root, f) for f in sorted(files) if is_image_path(f))
+
+
+def _expand_one(arg: str, recursive: bool, log: Log) -> Iterator[str]:
+    path = Path(arg)
+    if path.is_dir():
+        found = list(_walk_folder(path, recursive, log))
+        if not found:
+            hint = "" if recursive else " (use --recursive for subfolders)"
+            log(f"no images in folder {arg}{hint}")
+        yield from found
+    elif not path.exists() and glob.has_magic(arg):
+        matches = sorted(glob.glob(arg, recursive=recursive))
+        if not matches:
+            log(f"no files match {arg}")
+        for m in matches:
+            yield from _expand_one(m, recursive, log) if Path(m).is_dir() else [m]
+    else:
+        yield arg  # a file, or a missing path that becomes an error record
+
+
+def expand_inputs(args: Iterable[str], recursive: bool = False, log: Log = print, stdin=None) -> Iterator[str]:
+    """Image paths from command-line arguments, in order, without duplicates."""
+    seen: set[str] = set()
+    for arg in args:
+        sources = _stdin_paths(stdin or sys.stdin) if arg == "-" else [arg]
+        for source in sources:
+            for path in _expand_one(source, recursive, log):
+                key = os.path.normpath(os.path.abspath(path))
+                if key in seen:
+                    log(f"skipped duplicate path {path}")
+                    continue
+                seen.add(key)
+                yield path
+
+
+def require_inputs(args: tuple[str, ...]) -> None:
+    if not args:
+        raise UsageError("no inputs: give image files, folders, globs, or - to read paths from stdin")

@@ -1,0 +1,50 @@
+"""Rich rendering of one ``geocli predict`` record: guesses, scene, evidence."""
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+
+def _coord(lat: float, lon: float) -> str:
+    return f"{abs(lat):.4f}°{'N' if lat >= 0 else 'S'} {abs(lon):.4f}°{'E' if lon >= 0 else 'W'}"
+
+
+def _guess_table(record: dict) -> Table:
+    table = Table(title=record["image"], title_justify="left", title_style="bold", expand=False)
+    for name, justify in (("#", "right"), ("country", "left"), ("lat, lon", "left"), ("cell", "left"),
+                          ("prob", "right"), ("from", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "from")
+    for p in record["predictions"]:
+        country = f"{p.get('country') or '—'} {p.get('country_name') or ''}".strip()
+        table.add_row(str(p["rank"]), country, _coord(p["lat"], p["lon"]), p.get("cell") or "",
+                      f"{100 * p['probability']:.1f}%", p.get("source", ""))
+    return table
+
+
+def _evidence_lines(record: dict) -> list[str]:
+    lines = []
+    exif = record.get("exif") or {}
+    if exif.get("gps"):
+        lines.append(f"EXIF GPS: {_coord(exif['gps']['lat'], exif['gps']['lon'])}")
+    if exif.get("camera") or exif.get("datetime"):
+        lines.append(f"camera: {exif.get('camera') or '?'}; taken: {exif.get('datetime') or '?'}")
+    if record.get("scene"):
+        lines.append(f"scene: {record['scene']['label']} ({100 * record['scene']['probability']:.0f}%)")
+    if record.get("country_head"):
+        heads = ", ".join(f"{c['country']} {100 * c['probability']:.0f}%" for c in record["country_head"][:3])
+        lines.append(f"country head: {heads}")
+    if record.get("text"):
+        lines.append("text: " + " | ".join(f"{t['text']} ({t['confidence']:.2f})" for t in record["text"][:8]))
+    lines.extend(record.get("evidence") or [])
+    return lines
+
+
+def render_record(record: dict) -> list:
+    """Renderables for one image: an error line, or the guess table plus evidence lines."""
+    if not record["ok"]:
+        return [Text(f"{record['image']}: error: {record['error']}", style="red")]
+    parts = [_guess_table(record)] if record["predictions"] else [
+        Text(f"{record['image']}: no location — {record.get('reason') or 'no evidence'}", style="yellow")
+    ]
+    parts.extend(Text("  " + line, style="dim") for line in _evidence_lines(record))
+    return parts

@@ -1,0 +1,93 @@
+"""Result writers for ``geocli predict``: one record per image, written as soon as it is ready.
+
+Every writer flushes after each record, so a pipe sees results at once and an interrupted run
+keeps every finished record intact (``json`` closes its array on ``close()``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO
+
+CSV_COLUMNS = (
+    "image", "ok", "error", "rank", "lat", "lon", "country", "country_name", "cell", "probability",
+    "scene", "scene_probability", "exif_lat", "exif_lon", "camera", "datetime", "text",
+)
+
+
+class JsonlWriter:
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+
+    def write(self, record: dict) -> None:
+        self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class JsonWriter(JsonlWriter):
+    """One JSON array, streamed element by element."""
+
+    def __init__(self, stream: IO[str]):
+        super().__init__(stream)
+        self.count = 0
+
+    def write(self, record: dict) -> None:
+        prefix = "[\n" if self.count == 0 else ",\n"
+        self.stream.write(prefix + json.dumps(record, ensure_ascii=False, indent=2))
+        self.stream.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        self.stream.write("[]\n" if self.count == 0 else "\n]\n")
+        self.stream.flush()
+
+
+def csv_rows(record: dict) -> list[dict]:
+    """One row per rank (one row with empty rank when there is no prediction)."""
+    exif = record.get("exif") or {}
+    gps = exif.get("gps") or {}
+    scene = record.get("scene") or {}
+    base = {
+        "image": record["image"], "ok": record["ok"], "error": record.get("error") or "",
+        "scene": scene.get("label", ""), "scene_probability": scene.get("probability", ""),
+        "exif_lat": gps.get("lat", ""), "exif_lon": gps.get("lon", ""),
+        "camera": exif.get("camera") or "", "datetime": exif.get("datetime") or "",
+        "text": " | ".join(t["text"] for t in record.get("text") or []),
+    }
+    preds = record.get("predictions") or [{}]
+    return [{**base, **{k: p.get(k, "") for k in CSV_COLUMNS if k in p}} for p in preds]
+
+
+class CsvWriter(JsonlWriter):
+    def __init__(self, stream: IO[str]):
+        super().__init__(stream)
+        self.writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        self.writer.writeheader()
+        stream.flush()
+
+    def write(self, record: dict) -> None:
+        self.writer.writerows(csv_rows(record))
+        self.stream.flush()
+
+
+class TableWriter(JsonlWriter):
+    """A rich table per image, for people."""
+
+    def __init__(self, stream: IO[str]):
+        from rich.console import Console
+
+        super().__init__(stream)
+        self.console = Console(file=stream, soft_wrap=False)
+
+    def write(self, record: dict) -> None:
+        from .predict_table import render_record
+
+        for part in render_record(record):
+            self.console.print(part)
+        self.stream.flush()
+
+
+WRITERS = {"table": TableWriter, "json": JsonWriter, "jsonl": JsonlWriter, "csv": CsvWriter}
