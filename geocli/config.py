@@ -1,0 +1,199 @@
+"""Settings as dataclasses: a model is described entirely by its ``ModelConfig``.
+
+Every config class derives from ``ConfigBase``, which gives ``from_dict`` / ``to_dict`` driven by the
+dataclass fields and their type hints (nested configs, lists of configs, optional values), so a new
+settings class (training, data) needs only its fields. Unknown keys are a ``UsageError`` naming the
+valid ones: a typo in a JSON config fails loudly instead of being ignored.
+
+``ModelConfig`` is what a checkpoint folder's ``config.json`` holds: branches, fusion, heads, label
+spaces (country list, geocell tables, scene names) and prediction settings.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .errors import UsageError
+
+CONFIG_VERSION = 1
+DEFAULT_SCENES = ("indoor", "natural", "urban")
+
+
+class ConfigBase:
+    """Mixin for dataclasses: JSON-ready ``to_dict`` and a checking ``from_dict``."""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ConfigBase":
+        if not isinstance(data, dict):
+            raise UsageError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise UsageError(f"{cls.__name__}: unknown keys {unknown}; valid: {sorted(fields)}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{k: _convert(hints[k], v) for k, v in data.items()})
+
+    def to_dict(self) -> dict:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
+
+
+def _convert(tp, value):
+    """Turn JSON ``value`` into type ``tp`` (nested ConfigBase, list of them, optional)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None:
+            return None
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _convert(options[0], value) if len(options) == 1 else value
+    if isinstance(tp, type) and issubclass(tp, ConfigBase):
+        return tp.from_dict(value)
+    if origin in (list, tuple) and typing.get_args(tp):
+        return [_convert(typing.get_args(tp)[0], v) for v in value]
+    return value
+
+
+def _plain(value):
+    if isinstance(value, ConfigBase):
+        return value.to_dict()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class BranchConfig(ConfigBase):
+    """One input branch. ``name`` is its key in the batch dict ("rgb", "seg", "clip", "ocr").
+
+    ``input="image"``: the branch module (``geocli.branches.build_branch(kind, options)``) encodes
+    what the batch carries under ``name`` (pixels; for OCR its cached ``{"text_emb", "has_text"}``).
+    ``options`` are that branch's constructor arguments; after building they are replaced by the
+    branch's own ``config`` so a checkpoint rebuilds exactly the same architecture.
+    ``input="embedding"``: the batch already carries vectors of size ``embed_dim`` (e.g. from an
+    embedding cache), so training on cached CLIP / OCR features needs no encoder at all.
+    ``preprocess``: the branch's image preprocessing (size, mean, std...), filled when built.
+    """
+
+    name: str
+    kind: str = ""  # branch-registry name; empty means the same as ``name``
+    input: str = "image"
+    embed_dim: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    preprocess: dict[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+
+    def __post_init__(self):
+        if self.input not in ("image", "embedding"):
+            raise UsageError(f"branch {self.name!r}: input must be 'image' or 'embedding'")
+        if self.input == "embedding" and not self.embed_dim:
+            raise UsageError(f"branch {self.name!r}: input='embedding' needs embed_dim")
+
+    @property
+    def registry_name(self) -> str:
+        return self.kind or self.name
+
+
+@dataclass
+class FusionConfig(ConfigBase):
+    """How branch embeddings become one vector.
+
+    ``name="concat"``: every branch embedding normalised, concatenated with presence flags.
+    ``name="translocator"``: the two ``pair`` branches (timm ViTs) exchange CLS tokens after every
+    encoder layer; the fused CLS then joins the remaining branches in the concat stage.
+    """
+
+    name: str = "concat"
+    pair: list[str] = field(default_factory=lambda: ["rgb", "seg"])
+    fusion_dim: int | None = None  # width of the CLS exchange space; None = first pair branch's width
+    exchange: bool = True  # False: the pair runs side by side without exchange (ablation)
+    normalize: str = "l2"  # per-branch normalisation in concat: "l2", "layernorm" or "none"
+    dropout: float = 0.1
+    branch_dropout: float = 0.0  # training only: chance a sample's branch is masked out
+
+    def __post_init__(self):
+        if self.normalize not in ("l2", "layernorm", "none"):
+            raise UsageError("fusion.normalize must be 'l2', 'layernorm' or 'none'")
+        if self.name == "translocator" and len(self.pair) != 2:
+            raise UsageError("fusion.pair must name exactly two branches for translocator")
+
+
+@dataclass
+class HeadConfig(ConfigBase):
+    """One output head: ``name`` is its registry key, ``weight`` its share of the multi-task loss,
+    ``options`` the head's own keyword arguments (documented on each head class)."""
+
+    name: str
+    weight: float = 1.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LabelSpaces(ConfigBase):
+    """What the classifiers' outputs mean: ISO country codes, geocell tables, scene names."""
+
+    countries: list[str] = field(default_factory=list)
+    geocells: dict | None = None  # GeocellHierarchy.to_dict()
+    scenes: list[str] = field(default_factory=lambda: list(DEFAULT_SCENES))
+
+    @cached_property
+    def hierarchy(self):
+        """The ``GeocellHierarchy`` (built once), or ``None`` when there are no geocells."""
+        from .geo.cells import GeocellHierarchy
+
+        return GeocellHierarchy.from_dict(self.geocells) if self.geocells else None
+
+    def country_index(self, codes) -> list[int]:
+        """Index of each ISO code in ``countries``; -1 (ignored by the losses) when unknown."""
+        lookup = {c: i for i, c in enumerate(self.countries)}
+        return [lookup.get((c or "").upper(), -1) for c in codes]
+
+    def scene_index(self, names) -> list[int]:
+        lookup = {s: i for i, s in enumerate(self.scenes)}
+        return [lookup.get(n, -1) if n else -1 for n in names]
+
+
+@dataclass
+class PredictConfig(ConfigBase):
+    """Post-processing: where candidate locations come from and how they are placed.
+
+    ``location_head``: the head whose scores rank locations; ``None`` picks the first present of
+    geocell, gallery, retrieval, grid_regression, regression. ``refine``: move each top cell's
+    point to the probability-weighted mean of the top ``refine_top`` cells within ``refine_km``.
+    """
+
+    top_k: int = 5
+    location_head: str | None = None
+    refine: bool = False
+    refine_top: int = 10
+    refine_km: float = 150.0
+
+
+@dataclass
+class ModelConfig(ConfigBase):
+    branches: list[BranchConfig] = field(default_factory=lambda: [BranchConfig("rgb")])
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    heads: list[HeadConfig] = field(default_factory=lambda: [HeadConfig("country")])
+    labels: LabelSpaces = field(default_factory=LabelSpaces)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        names = [b.name for b in self.branches]
+        if len(set(names)) != len(names):
+            raise UsageError(f"branch names must be unique: {names}")
+        heads = [h.name for h in self.heads]
+        if len(set(heads)) != len(heads):
+            raise UsageError(f"head names must be unique: {heads}")
+        if self.version > CONFIG_VERSION:
+            raise UsageError(f"config version {self.version} is newer than this geocli ({CONFIG_VERSION})")
+
+    def branch(self, name: str) -> BranchConfig:
+        for b in self.branches:
+            if b.name == name:
+                return b
+        raise UsageError(f"no branch {name!r}; branches: {[b.name for b in self.branches]}")

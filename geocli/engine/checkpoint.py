@@ -1,0 +1,108 @@
+"""A checkpoint is a folder: ``config.json`` + ``model.safetensors``.
+
+``config.json`` holds ``{"format": "geocli-model", "model": ModelConfig, ...extra}``: architecture,
+branch settings and preprocessing, label spaces (country list, geocell tables, scene names) and
+prediction settings, so ``load_checkpoint(dir)`` rebuilds the model from the folder alone, without
+fetching any weights. Extra top-level entries (e.g. "train") are kept for other tools.
+
+Saving is atomic: everything is written to a temporary sibling folder which then takes the target's
+name, so a crash never leaves a half-written checkpoint under the real name. Loading reads tensors
+with safetensors only; pickle files (.bin/.pt/.pth/.ckpt) are refused, as unpickling can run code.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+from ..config import ModelConfig
+from ..errors import GeocliError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT = "geocli-model"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def save_checkpoint(model, directory, extra: dict | None = None) -> Path:
+    """Write ``model`` (a ``GeoModel``) to the folder ``directory``, replacing it atomically."""
+    from safetensors.torch import save_model
+
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        document = {"format": FORMAT, "model": model.config.to_dict(), **(extra or {})}
+        (tmp / CONFIG_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
+        save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        _swap_in(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _swap_in(tmp: Path, target: Path) -> None:
+    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
+    if not target.exists():
+        tmp.rename(target)
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def read_checkpoint_config(directory) -> dict:
+    """The parsed ``config.json`` of a checkpoint folder (checked to be one)."""
+    folder = _checkpoint_folder(directory)
+    try:
+        document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GeocliError(f"{folder / CONFIG_FILE}: cannot read the checkpoint config ({exc})") from None
+    if document.get("format") != FORMAT or "model" not in document:
+        raise GeocliError(f"{folder / CONFIG_FILE} is not a geocli model config (format {FORMAT!r})")
+    return document
+
+
+def load_checkpoint(directory, device: str = "cpu"):
+    """Rebuild the ``GeoModel`` saved in ``directory`` (eval mode, on ``device``)."""
+    from safetensors.torch import load_model
+
+    from ..fusion.model import GeoModel
+    from ..hub import offline_mode
+
+    folder = _checkpoint_folder(directory)
+    config = ModelConfig.from_dict(read_checkpoint_config(folder)["model"])
+    with offline_mode():  # the architecture only: nothing may be fetched
+        model = GeoModel(config, pretrained=False)
+    load_model(model, str(folder / WEIGHTS_FILE), strict=True, device=str(device))
+    return model.to(device).eval()
+
+
+def _checkpoint_folder(directory) -> Path:
+    path = Path(directory)
+    if path.is_file():
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            raise GeocliError(_pickle_message(path))
+        raise GeocliError(f"{path} is a file; a geocli checkpoint is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}")
+    if not path.is_dir():
+        raise GeocliError(f"checkpoint folder not found: {path}")
+    if not (path / WEIGHTS_FILE).is_file():
+        pickles = sorted(p for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+        if pickles:
+            raise GeocliError(_pickle_message(pickles[0]))
+        raise GeocliError(f"{path} has no {WEIGHTS_FILE}: not a geocli checkpoint folder")
+    if not (path / CONFIG_FILE).is_file():
+        raise GeocliError(f"{path} has no {CONFIG_FILE}: not a geocli checkpoint folder")
+    return path
+
+
+def _pickle_message(path: Path) -> str:
+    return (
+        f"{path} is a pickle file; geocli loads weights only from {WEIGHTS_FILE} (unpickling can run "
+        "arbitrary code). Convert a trusted file with safetensors.torch.save_file(state_dict, "
+        f"'{WEIGHTS_FILE}') next to a config.json written by save_checkpoint"
+    )

@@ -1,0 +1,185 @@
+"""``GeoModel``: branches -> fusion -> heads, built entirely from a ``ModelConfig``.
+
+Batch format (a dict; every entry optional except what the enabled heads and branches need):
+
+- ``batch[branch_name]``: what that branch encodes -- an image tensor (B, 3, H, W) for rgb / seg /
+  clip, the OCR branch's cached ``{"text_emb", "has_text"}``, or (B, embed_dim) vectors for a branch
+  with ``input="embedding"``. A branch missing from the batch is switched off for it.
+- ``batch[branch_name + "_mask"]``: (B,) bool, False where that branch has nothing for a sample
+  (OCR's ``has_text`` is used automatically).
+- targets: "country", "cells", "scene", "gps", "place" (see ``heads.py``).
+
+``forward(batch)`` returns ``{"embedding", "tokens", "heads": {head: outputs}}``; ``loss(out, batch)``
+the weighted multi-task sum and its parts; ``predict(batch)`` the CLI's result records.
+"""
+from __future__ import annotations
+
+import inspect
+
+import torch
+from torch import nn
+
+from ..config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
+from ..errors import UsageError
+from .concat import ConcatFusion
+from .heads import HEADS, FeatureSpec
+from .losses import weighted_sum
+from .translocator import FUSIONS, TransLocator, num_patches, patch_tokens, run_block
+from . import retrieval as _retrieval  # noqa: F401  (registers the gallery and retrieval heads)
+
+
+class EmbeddingInput(nn.Module):
+    """A branch whose vectors come precomputed in the batch (embedding caches)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.out_dim:
+            raise UsageError(f"expected precomputed embeddings of shape (B, {self.out_dim}), got {tuple(x.shape)}")
+        return x
+
+
+def _without_weights(options: dict) -> dict:
+    """Branch options that build the architecture only: weights come from the checkpoint."""
+    out = dict(options)
+    if "pretrained" in out:
+        out["pretrained"] = False if isinstance(out["pretrained"], bool) else None
+    if "weights" in out:
+        out["weights"] = None
+    return out
+
+
+def build_branch_module(cfg: BranchConfig, pretrained: bool = True) -> nn.Module:
+    """The branch's module; records its full constructor options and preprocessing in ``cfg``."""
+    if cfg.input == "embedding":
+        return EmbeddingInput(cfg.embed_dim)
+    from ..branches import build_branch
+
+    options = cfg.options if pretrained else _without_weights(cfg.options)
+    branch = build_branch(cfg.registry_name, options, device="cpu")
+    cfg.options = {**branch.config, **{k: cfg.options[k] for k in ("pretrained", "weights") if k in cfg.options}}
+    if getattr(branch, "preprocess", None) is not None:
+        cfg.preprocess = branch.preprocess.to_dict()
+    return branch
+
+
+def build_head(cfg: HeadConfig, spec: FeatureSpec, labels: LabelSpaces, pretrained: bool = True) -> nn.Module:
+    """``HEADS.get(name)(spec, labels, **options)``; unknown options are a ``UsageError``."""
+    cls = HEADS.get(cfg.name)
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "spec", "labels", "pretrained")]
+    unknown = sorted(set(cfg.options) - set(valid))
+    if unknown:
+        raise UsageError(f"unknown option(s) {unknown} for head {cfg.name!r}; valid: {', '.join(valid)}")
+    extra = {"pretrained": pretrained} if "pretrained" in inspect.signature(cls.__init__).parameters else {}
+    return cls(spec, labels, **cfg.options, **extra)
+
+
+def _speaks_tokens(module: nn.Module) -> bool:
+    has = all(hasattr(type(module), a) or hasattr(module, a) for a in ("tokens_in", "pool_tokens"))
+    return has and getattr(module, "has_tokens", True) and num_patches(module) is not None
+
+
+class GeoModel(nn.Module):
+    """Branches, fusion and heads described by ``config``. ``pretrained=False`` builds the
+    architecture without fetching any weights (what ``load_checkpoint`` does before loading)."""
+
+    def __init__(self, config: ModelConfig, pretrained: bool = True):
+        super().__init__()
+        self.config = config
+        FUSIONS.get(config.fusion.name)  # unknown fusion names fail here, listing valid ones
+        modules = {b.name: build_branch_module(b, pretrained) for b in config.branches if b.enabled}
+        pair = config.fusion.pair if config.fusion.name == "translocator" else []
+        missing = [n for n in pair if n not in modules]
+        if missing:
+            raise UsageError(f"translocator fusion needs enabled branches {missing}")
+        self.pair = TransLocator({n: modules.pop(n) for n in pair}, config.fusion) if pair else None
+        self.branches = nn.ModuleDict(modules)
+        self.token_branch = self._pick_token_branch()
+        self.fusion = ConcatFusion(self._source_dims(), config.fusion)
+        spec = FeatureSpec(self.fusion.out_dim, *self._token_shape())
+        self.heads = nn.ModuleDict({h.name: build_head(h, spec, config.labels, pretrained) for h in config.heads})
+
+    def _pick_token_branch(self) -> str | None:
+        if self.pair is not None:
+            return self.pair.names[0]
+        return next((n for n, m in self.branches.items() if _speaks_tokens(m)), None)
+
+    def _token_encoder(self) -> nn.Module | None:
+        if self.token_branch is None:
+            return None
+        return self.pair.encoders[self.token_branch] if self.pair is not None else self.branches[self.token_branch]
+
+    def _token_shape(self) -> tuple[int | None, int | None]:
+        enc = self._token_encoder()
+        return (None, None) if enc is None else (int(enc.out_dim), num_patches(enc))
+
+    def _source_dims(self) -> dict[str, int]:
+        dims = dict(self.pair.out_dims) if self.pair is not None else {}
+        dims.update({n: int(m.out_dim) for n, m in self.branches.items()})
+        return dims
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def masks(self, batch: dict) -> dict[str, torch.Tensor | None]:
+        """Per-branch presence masks: ``<name>_mask``, or OCR's ``has_text``, else None (all present)."""
+        out = {}
+        for b in self.config.branches:
+            mask = batch.get(f"{b.name}_mask")
+            value = batch.get(b.name)
+            if mask is None and isinstance(value, dict) and "has_text" in value:
+                mask = value["has_text"]
+            out[b.name] = None if mask is None else torch.as_tensor(mask, device=self.device).bool()
+        return out
+
+    def embed(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused embedding (B, D) and the token branch's patch tokens (or None)."""
+        masks = self.masks(batch)
+        embeddings: dict[str, torch.Tensor | None] = {}
+        tokens = None
+        if self.pair is not None:
+            pair_emb, tokens = self.pair({n: batch.get(n) for n in self.pair.names}, masks)
+            embeddings.update(pair_emb)
+        for name, module in self.branches.items():
+            x = batch.get(name)
+            if x is None:
+                embeddings[name] = None
+            elif name == self.token_branch:
+                embeddings[name], tokens = _encode_with_tokens(module, x)
+            else:
+                embeddings[name] = module(x)
+        return self.fusion(embeddings, masks), tokens
+
+    def forward(self, batch: dict) -> dict:
+        embedding, tokens = self.embed(batch)
+        features = {"embedding": embedding, "tokens": tokens}
+        return {"embedding": embedding, "tokens": tokens, "heads": {n: h(features) for n, h in self.heads.items()}}
+
+    def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted multi-task loss over the heads whose targets the batch carries, and each part."""
+        parts = {n: h.loss(outputs["heads"][n], batch) for n, h in self.heads.items()}
+        parts = {n: v for n, v in parts.items() if v is not None}
+        weights = {h.name: h.weight for h in self.config.heads}
+        return weighted_sum(parts, weights), {n: v.detach() for n, v in parts.items()}
+
+    @torch.no_grad()
+    def predict(self, batch: dict, top_k: int | None = None) -> list[dict]:
+        """One result dict per sample: ``predictions``, ``country_head``, ``scene``, ``country_agreement``."""
+        from .postprocess import to_records
+
+        was_training = self.training
+        self.eval()
+        try:
+            return to_records(self, self(batch), top_k)
+        finally:
+            self.train(was_training)
+
+
+def _encode_with_tokens(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    t = module.tokens_in(x)
+    for i in range(len(module.blocks)):
+        t = run_block(module, i, t)
+    return module.pool_tokens(t), patch_tokens(module, t)

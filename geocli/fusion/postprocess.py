@@ -1,0 +1,131 @@
+"""Head outputs -> the plain records ``geocli predict`` prints as JSON.
+
+Per sample::
+
+    {"predictions": [{"rank": 1, "lat": f, "lon": f, "country": "HR", "country_name": "Croatia",
+                      "cell": str | None, "probability": f | None, "source": "geocell"}, ...],
+     "country_head": [{"rank": 1, "country": "HR", "country_name": "Croatia", "probability": f}, ...],
+     "scene": {"label": "urban", "probability": f} | None,
+     "country_agreement": {"location_country": "HR", "country_head": "SI", "agree": False} | None}
+
+Locations come from one head (``PredictConfig.location_head``, else the first present of
+``LOCATION_HEADS``); each location's country is looked up at its coordinate. The country head's own
+ranking is reported beside them, and ``country_agreement`` says whether the two agree, so a
+disagreement is visible rather than resolved silently.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import UsageError
+from ..geo.countries import country, country_code_at
+from ..geo.distance import mean_coordinate, pairwise_haversine_km
+
+LOCATION_HEADS = ("geocell", "gallery", "retrieval", "grid_regression", "regression")
+
+
+def location_head(model, name: str | None = None) -> str | None:
+    """The head whose scores rank candidate locations."""
+    if name is not None:
+        if name not in model.heads:
+            raise UsageError(f"location head {name!r} is not in this model; heads: {list(model.heads)}")
+        return name
+    return next((h for h in LOCATION_HEADS if h in model.heads), None)
+
+
+def to_records(model, outputs: dict, top_k: int | None = None) -> list[dict]:
+    cfg = model.config.predict
+    k = top_k or cfg.top_k
+    source = location_head(model, cfg.location_head)
+    batch = outputs["embedding"].shape[0]
+    locations = _locations(model, source, outputs["heads"][source], k) if source else [[] for _ in range(batch)]
+    countries = _country_ranking(model, outputs["heads"], k, batch)
+    scenes = _scenes(model, outputs["heads"], batch)
+    return [_record(locations[i], countries[i], scenes[i], source) for i in range(batch)]
+
+
+def _record(locations: list[tuple], countries: list[dict] | None, scene: dict | None, source: str | None) -> dict:
+    predictions = [_location(rank, lat, lon, cell, prob, source)
+                   for rank, (lat, lon, cell, prob) in enumerate(locations, start=1)]
+    agreement = None
+    if predictions and countries:
+        a, b = predictions[0]["country"], countries[0]["country"]
+        agreement = {"location_country": a, "country_head": b, "agree": a == b}
+    return {"predictions": predictions, "country_head": countries or [], "scene": scene,
+            "country_agreement": agreement}
+
+
+def _location(rank: int, lat: float, lon: float, cell, prob, source) -> dict:
+    code = country_code_at(lat, lon)
+    info = country(code)
+    return {"rank": rank, "lat": float(lat), "lon": float(lon), "country": code,
+            "country_name": info.name if info else None, "cell": cell,
+            "probability": None if prob is None else float(prob), "source": source}
+
+
+def _locations(model, source: str, out: dict, k: int) -> list[list[tuple]]:
+    head = model.heads[source]
+    if source == "geocell":
+        return _geocell_locations(head, out, k, model.config.predict)
+    if source in ("gallery", "retrieval"):
+        probs, coords = head.topk(out, k)
+        return [[(float(c[0]), float(c[1]), None, float(p)) for p, c in zip(pr, co)]
+                for pr, co in zip(probs.cpu().numpy(), coords.cpu().numpy())]
+    if source == "grid_regression":
+        return _grid_locations(head, out)
+    coords = out["coords"].detach().cpu().numpy()
+    return [[(float(lat), float(lon), None, None)] for lat, lon in coords]
+
+
+def _geocell_locations(head, out: dict, k: int, cfg) -> list[list[tuple]]:
+    """Top-k finest cells by hierarchical probability; point = member mean, optionally refined."""
+    finest = head.hierarchy.finest
+    probs = head.probabilities(out)
+    rows = []
+    for p in probs:
+        top = np.argsort(-p)[:k]
+        points = refine_points(finest.means, p, top, cfg.refine_top, cfg.refine_km) if cfg.refine else finest.means[top]
+        rows.append([(pt[0], pt[1], finest.cell_ids[c], p[c]) for c, pt in zip(top, points)])
+    return rows
+
+
+def refine_points(means: np.ndarray, probs: np.ndarray, top: np.ndarray, refine_top: int, refine_km: float):
+    """Each top cell's point moved to the probability-weighted spherical mean of itself and the
+    other ``refine_top`` most probable cells within ``refine_km``: probability split between
+    neighbouring cells pulls the guess toward the boundary they share."""
+    pool = np.unique(np.concatenate([np.argsort(-probs)[:refine_top], top]))
+    d = pairwise_haversine_km(means[top, 0], means[top, 1], means[pool, 0], means[pool, 1])
+    out = np.empty((len(top), 2))
+    for r in range(len(top)):
+        near = pool[d[r] <= refine_km]
+        out[r] = mean_coordinate(means[near, 0], means[near, 1], probs[near])
+    return out
+
+
+def _grid_locations(head, out: dict) -> list[list[tuple]]:
+    probs = out["logits"].detach().float().softmax(-1).cpu()
+    conf, idx = probs.max(-1)
+    part = head.hierarchy.partitions[head.hierarchy.names.index(head.partition)]
+    coords = out["coords"].detach().cpu().numpy()
+    return [[(float(c[0]), float(c[1]), part.cell_ids[int(i)], float(p))] for c, i, p in zip(coords, idx, conf)]
+
+
+def _country_ranking(model, outputs: dict, k: int, batch: int) -> list[list[dict] | None]:
+    if "country" not in model.heads:
+        return [None] * batch
+    codes = model.heads["country"].classes
+    probs = outputs["country"]["logits"].detach().float().softmax(-1).cpu()
+    top = probs.topk(min(k, len(codes)), dim=-1)
+    return [[{"rank": r, "country": codes[i], "country_name": getattr(country(codes[i]), "name", None),
+              "probability": float(p)} for r, (p, i) in enumerate(zip(ps.tolist(), ids.tolist()), start=1)]
+            for ps, ids in zip(top.values, top.indices)]
+
+
+def _scenes(model, outputs: dict, batch: int) -> list[dict | None]:
+    if "scene" not in model.heads:
+        return [None] * batch
+    names = model.heads["scene"].classes
+    probs = outputs["scene"]["logits"].detach().float().softmax(-1).cpu()
+    conf, idx = probs.max(-1)
+    return [{"label": names[int(i)], "probability": float(p)} for p, i in zip(conf, idx)]
+
