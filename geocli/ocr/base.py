@@ -1,0 +1,86 @@
+"""OCR engines behind one interface: ``read(image) -> list[TextBox]``, registered in ``OCR_ENGINES``.
+
+Engines import their OCR library lazily, in their constructor, so ``import geocli.ocr`` is cheap.
+Every engine applies the same filters: boxes below ``min_confidence`` or shorter than
+``min_box_height`` pixels are dropped (tiny text is mostly noise on photos and costs recognition time).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+from PIL import Image
+
+from ..registry import Registry
+
+OCR_ENGINES: Registry = Registry("OCR engine")
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """One piece of text: its quadrilateral (4 (x, y) points, clockwise from top-left), text, confidence."""
+
+    box: tuple[tuple[float, float], ...]
+    text: str
+    confidence: float
+
+    @property
+    def height(self) -> float:
+        ys = [p[1] for p in self.box]
+        return max(ys) - min(ys)
+
+    @property
+    def top_left(self) -> tuple[float, float]:
+        return min(p[0] for p in self.box), min(p[1] for p in self.box)
+
+
+def make_box(points: Sequence[Sequence[float]], text: str, confidence: float) -> TextBox:
+    return TextBox(tuple((float(x), float(y)) for x, y in points), str(text).strip(), float(confidence))
+
+
+def reading_order(boxes: Sequence[TextBox]) -> list[TextBox]:
+    """Top-to-bottom lines (boxes whose tops are within half a box height share a line), left to right."""
+    rows: list[list[TextBox]] = []
+    for box in sorted(boxes, key=lambda b: b.top_left[1]):
+        if rows and box.top_left[1] - rows[-1][0].top_left[1] < 0.5 * max(rows[-1][0].height, 1.0):
+            rows[-1].append(box)
+        else:
+            rows.append([box])
+    return [b for row in rows for b in sorted(row, key=lambda b: b.top_left[0])]
+
+
+def boxes_to_text(boxes: Sequence[TextBox], sep: str = " ") -> str:
+    """All text of an image as one string, in reading order."""
+    return sep.join(b.text for b in reading_order(boxes) if b.text)
+
+
+class OCREngine(ABC):
+    """Base of the engines. ``read`` returns the filtered boxes of one RGB image."""
+
+    name: str = ""
+
+    def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0) -> None:
+        self.min_confidence = min_confidence
+        self.min_box_height = min_box_height
+
+    @abstractmethod
+    def _read(self, image: Image.Image) -> list[TextBox]:
+        """All boxes the engine finds, unfiltered."""
+
+    def keep(self, box: TextBox) -> bool:
+        return bool(box.text) and box.confidence >= self.min_confidence and box.height >= self.min_box_height
+
+    def read(self, image: Image.Image) -> list[TextBox]:
+        return [b for b in self._read(image.convert("RGB")) if self.keep(b)]
+
+    def read_batch(self, images: Sequence[Image.Image]) -> list[list[TextBox]]:
+        """Boxes for each image (engines with a native batch path override this)."""
+        return [self.read(img) for img in images]
+
+
+def build_ocr_engine(name: str = "rapidocr", **options) -> OCREngine:
+    """An engine by registered name (``rapidocr``, ``easyocr``, ``paddleocr``) with its options."""
+    from . import engines  # noqa: F401  (registers the engines)
+
+    return OCR_ENGINES.get(name)(**options)
