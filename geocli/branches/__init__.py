@@ -1,0 +1,15 @@
+"""The model's four branches (rgb, clip, ocr, seg), each runnable alone; ``build_branch(name, config)``.
+
+Importing this package imports torch (it is only imported by commands, never at CLI start-up);
+timm, open_clip, OCR engines and sentence-transformers load when a branch is built.
+"""
+from .base import BRANCHES, Branch, Preprocess, build_branch, resolve_device
+from .clip import CLIPBranch
+from .ocr import OCRBranch, OCROutput
+from .rgb import RGBBranch, resolve_rgb_model
+from .segmentation_branch import SegmentationBranch
+
+__all__ = [
+    "BRANCHES", "Branch", "CLIPBranch", "OCRBranch", "OCROutput", "Preprocess", "RGBBranch",
+    "SegmentationBranch", "build_branch", "resolve_device", "resolve_rgb_model",
+]

@@ -1,0 +1,169 @@
+"""What every branch shares: preprocessing config, the branch base class, the registry.
+
+A branch turns a batch of images into a (B, out_dim) tensor. Its ``config`` is a JSON-serialisable
+dict that rebuilds the same architecture (``build_branch(name, config)``); checkpoints store it next
+to the weights, so nothing is ever unpickled to restore a branch.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence, Union
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ..errors import UsageError
+from ..registry import Registry
+
+BRANCHES: Registry = Registry("branch")
+#: 'freeze' (no gradients), 'finetune' (all), or N: only the last N blocks (plus what follows them).
+Trainable = Union[str, int]
+
+
+@dataclass
+class Preprocess:
+    """How pixels must look for a branch's weights: size, normalisation, crop and resampling.
+
+    ``crop_pct`` follows timm: resize the short side to ``image_size / crop_pct``, then centre-crop.
+    Training augmentation never flips horizontally: mirrored text and driving side are geo cues.
+    """
+
+    image_size: int
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    crop_pct: float = 1.0
+    interpolation: str = "bicubic"
+    color_jitter: float = 0.2
+    scale: tuple[float, float] = field(default=(0.5, 1.0))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Preprocess":
+        data = dict(data)
+        for key in ("mean", "std", "scale"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+    def transform(self, train: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+        """torchvision transform from an RGB PIL image to a normalised (3, S, S) tensor."""
+        from torchvision import transforms as T
+
+        interp = T.InterpolationMode(self.interpolation)
+        tail = [T.ToTensor(), T.Normalize(self.mean, self.std)]
+        if train:
+            head = [T.RandomResizedCrop(self.image_size, scale=self.scale, interpolation=interp)]
+            if self.color_jitter > 0:
+                head.append(T.ColorJitter(self.color_jitter, self.color_jitter, self.color_jitter))
+            return T.Compose(head + tail)
+        resize = int(round(self.image_size / self.crop_pct))
+        return T.Compose([T.Resize(resize, interpolation=interp), T.CenterCrop(self.image_size)] + tail)
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The requested device, or CUDA when present, else CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def freeze_from(module: nn.Module, blocks: Sequence[nn.Module], n: int) -> None:
+    """Freeze ``module`` except the last ``n`` of ``blocks`` and every parameter registered after them."""
+    if not 0 <= n <= len(blocks):
+        raise UsageError(f"cannot unfreeze the last {n} blocks: the model has {len(blocks)}")
+    module.requires_grad_(False)
+    if n == 0:
+        return
+    first = next(iter(blocks[len(blocks) - n].parameters()))
+    started = False
+    for param in module.parameters():
+        started = started or param is first
+        if started:
+            param.requires_grad_(True)
+
+
+class Branch(nn.Module):
+    """Base of the four branches. Subclasses set ``out_dim``, ``preprocess`` and ``_config``."""
+
+    out_dim: int
+    preprocess: Preprocess
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._config: dict[str, Any] = {}
+        self.trainable: Trainable = "freeze"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments: ``build_branch(name, config)`` rebuilds this branch."""
+        return dict(self._config)
+
+    @property
+    def device(self) -> torch.device:
+        for tensor in list(self.parameters()) + list(self.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    def transform(self, train: bool = False) -> Callable:
+        return self.preprocess.transform(train)
+
+    def backbone(self) -> nn.Module:
+        """The pretrained encoder that ``set_trainable`` acts on."""
+        raise NotImplementedError
+
+    def block_list(self) -> Sequence[nn.Module]:
+        """The encoder's repeated blocks, in forward order (for unfreezing the last N)."""
+        raise UsageError(f"{type(self).__name__} has no block list; use 'freeze' or 'finetune'")
+
+    def set_trainable(self, mode: Trainable) -> "Branch":
+        """'freeze' the encoder, 'finetune' all of it, or an int N: train only the last N blocks."""
+        body = self.backbone()
+        if mode == "freeze":
+            body.requires_grad_(False)
+        elif mode == "finetune":
+            body.requires_grad_(True)
+        elif isinstance(mode, int) and not isinstance(mode, bool):
+            freeze_from(body, self.block_list(), mode)
+        else:
+            raise UsageError(f"trainable must be 'freeze', 'finetune' or a block count, not {mode!r}")
+        self.trainable = mode
+        self._config["trainable"] = mode
+        self.train(self.training)
+        return self
+
+    def train(self, mode: bool = True) -> "Branch":
+        """A frozen encoder stays in eval mode (BatchNorm statistics and dropout untouched)."""
+        super().train(mode)
+        if self.trainable == "freeze":
+            self.backbone().eval()
+        return self
+
+    def to_batch(self, images: Sequence[Image.Image], train: bool = False) -> torch.Tensor:
+        tf = self.transform(train)
+        return torch.stack([tf(img) for img in images]).to(self.device)
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
+        """Embed PIL images in eval mode, ``batch_size`` at a time: (N, out_dim) on the branch's device."""
+        was_training = self.training
+        self.eval()
+        try:
+            parts = [self(self.to_batch(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+        finally:
+            self.train(was_training)
+        return torch.cat(parts) if parts else torch.empty(0, self.out_dim, device=self.device)
+
+
+def build_branch(name: str, config: dict | None = None, device: str | torch.device | None = None) -> Branch:
+    """Build a registered branch from its ``config`` dict; unknown keys are a ``UsageError``."""
+    cls = BRANCHES.get(name)
+    config = dict(config or {})
+    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(config) - set(valid))
+    if unknown:
+        raise UsageError(f"unknown option(s) {unknown} for branch {name!r}; valid: {', '.join(valid)}")
+    return cls(**config).to(resolve_device(device))

@@ -1,0 +1,138 @@
+"""OCR branch: text read from the photo -> sentence embedding, with an explicit "no text" state.
+
+Two stages with different costs, kept separable so they can be cached:
+``read_texts(images)`` (OCR, slow: ~0.3 s per photo on CPU) -> strings; ``embed_texts(texts)``
+(fast) -> raw embeddings + ``has_text``. ``forward`` takes either stage's output (or images) and
+returns (B, out_dim) where images without text get the learned ``no_text`` vector, never zeros.
+The sentence model is frozen unless ``trainable`` says otherwise; ``no_text`` always trains.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence, Union
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ..errors import UsageError
+from ..ocr import boxes_to_text, build_ocr_engine
+from ..ocr.embed import TextEmbedder
+from .base import BRANCHES, Branch, Preprocess, Trainable
+
+OCRInput = Union[Sequence[str], Sequence[Image.Image], dict]
+
+
+@dataclass
+class OCROutput:
+    emb: torch.Tensor  # (B, out_dim), no-text rows already replaced by the no-text vector
+    has_text: torch.Tensor  # (B,) bool
+    texts: list[str]
+
+
+class CapLongSide:
+    """Shrink an image so its longest side is at most ``max_side`` (OCR engines take PIL images)."""
+
+    def __init__(self, max_side: int) -> None:
+        self.max_side = max_side
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        scale = self.max_side / max(image.size)
+        if scale >= 1:
+            return image
+        return image.resize((round(image.width * scale), round(image.height * scale)), Image.BICUBIC)
+
+
+@BRANCHES.register("ocr")
+class OCRBranch(Branch):
+    """OCR engine + text embedder; ``encode_images(images) -> OCROutput(emb, has_text, texts)``."""
+
+    def __init__(
+        self,
+        engine: str = "rapidocr",
+        engine_options: dict[str, Any] | None = None,
+        text_model: str | None = None,
+        min_confidence: float = 0.5,
+        min_box_height: float = 8.0,
+        max_side: int = 1280,
+        max_chars: int = 512,
+        trainable: Trainable = "freeze",
+    ) -> None:
+        super().__init__()
+        self._config = dict(
+            engine=engine, engine_options=dict(engine_options or {}), text_model=text_model,
+            min_confidence=min_confidence, min_box_height=min_box_height, max_side=max_side,
+            max_chars=max_chars, trainable=trainable,
+        )
+        self._engine = None  # built on first use: training from cached texts never needs it
+        self.embedder = TextEmbedder(text_model)
+        self.text_model = self.embedder.model  # registered so .to(device) moves it
+        self.out_dim = self.embedder.dim
+        self.no_text = nn.Parameter(self._no_text_init(self.out_dim))
+        self.preprocess = Preprocess(image_size=max_side, mean=(0.0,) * 3, std=(1.0,) * 3, interpolation="bicubic")
+        self.set_trainable(trainable)
+
+    @staticmethod
+    def _no_text_init(dim: int) -> torch.Tensor:
+        """A fixed random unit vector: as far from any text as a sentence embedding gets, then learned."""
+        gen = torch.Generator().manual_seed(0)
+        vec = torch.randn(dim, generator=gen)
+        return vec / vec.norm()
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            opts = dict(self._config["engine_options"])
+            opts.setdefault("min_confidence", self._config["min_confidence"])
+            opts.setdefault("min_box_height", self._config["min_box_height"])
+            self._engine = build_ocr_engine(self._config["engine"], **opts)
+        return self._engine
+
+    def transform(self, train: bool = False) -> CapLongSide:
+        """OCR takes PIL images: only the longest side is capped (no crop, no flips, no normalising)."""
+        return CapLongSide(self._config["max_side"])
+
+    def backbone(self) -> nn.Module:
+        return self.text_model
+
+    def block_list(self) -> Sequence[nn.Module]:
+        encoder = getattr(getattr(self.text_model[0], "auto_model", None), "encoder", None)
+        if encoder is None or not hasattr(encoder, "layer"):
+            return super().block_list()
+        return list(encoder.layer)
+
+    def read_texts(self, images: Sequence[Image.Image]) -> list[str]:
+        """The text of each image in reading order ('' when none survives the filters)."""
+        cap = self.transform()
+        boxes = self.engine.read_batch([cap(img) for img in images])
+        return [boxes_to_text(b)[: self._config["max_chars"]] for b in boxes]
+
+    def embed_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw sentence embeddings (B, out_dim) and ``has_text`` (B,); rows without text are zeros here
+        and must go through ``forward`` (or ``apply_no_text``) before use."""
+        has_text = torch.tensor([bool(t and t.strip()) for t in texts], dtype=torch.bool, device=self.device)
+        emb = torch.zeros(len(texts), self.out_dim, device=self.device)
+        idx = [i for i, flag in enumerate(has_text.tolist()) if flag]
+        if idx:
+            emb[idx] = self.embedder.embed([texts[i] for i in idx]).to(self.device)
+        return emb, has_text
+
+    def apply_no_text(self, emb: torch.Tensor, has_text: torch.Tensor) -> torch.Tensor:
+        return torch.where(has_text.to(emb.device).unsqueeze(-1), emb, self.no_text.to(emb.dtype).expand_as(emb))
+
+    def forward(self, batch: OCRInput) -> torch.Tensor:
+        """(B, out_dim) from cached ``{"text_emb", "has_text"}``, from strings, or from PIL images."""
+        if isinstance(batch, dict):
+            return self.apply_no_text(batch["text_emb"].to(self.device), batch["has_text"])
+        if isinstance(batch, torch.Tensor):
+            raise UsageError("the OCR branch takes texts, images or {'text_emb', 'has_text'}, not a pixel tensor")
+        items = list(batch)
+        texts = self.read_texts(items) if items and isinstance(items[0], Image.Image) else items
+        return self.apply_no_text(*self.embed_texts(texts))
+
+    @torch.no_grad()
+    def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> OCROutput:  # type: ignore[override]
+        """OCR + embed: ``OCROutput(emb, has_text, texts)``; ``emb`` already carries the no-text vector."""
+        texts = self.read_texts(images)
+        emb, has_text = self.embed_texts(texts)
+        return OCROutput(self.apply_no_text(emb, has_text), has_text, texts)
