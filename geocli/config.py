@@ -156,6 +156,25 @@ class LabelSpaces(ConfigBase):
         lookup = {s: i for i, s in enumerate(self.scenes)}
         return [lookup.get(n, -1) if n else -1 for n in names]
 
+    def targets(self, lat, lon, countries=None, scenes=None) -> dict:
+        """Training targets for samples at (lat, lon), as NumPy arrays in the batch format:
+        "gps", "cells" (one index array per partition), "country" (looked up at the coordinate when
+        ``countries`` is None) and "scene" (when ``scenes`` is given); -1 marks unknown labels."""
+        import numpy as np
+
+        from .geo.countries import country_codes_at
+
+        lat, lon = np.asarray(lat, np.float64).ravel(), np.asarray(lon, np.float64).ravel()
+        out = {"gps": np.stack([lat, lon], axis=1).astype(np.float32)}
+        if self.hierarchy is not None:
+            out["cells"] = self.hierarchy.assign(lat, lon)
+        if self.countries:
+            codes = country_codes_at(lat, lon) if countries is None else countries
+            out["country"] = np.asarray(self.country_index(codes), np.int64)
+        if scenes is not None:
+            out["scene"] = np.asarray(self.scene_index(scenes), np.int64)
+        return out
+
 
 @dataclass
 class PredictConfig(ConfigBase):
@@ -197,3 +216,76 @@ class ModelConfig(ConfigBase):
             if b.name == name:
                 return b
         raise UsageError(f"no branch {name!r}; branches: {[b.name for b in self.branches]}")
+
+
+TRAIN_OPTIMIZERS = ("adamw", "sgd")
+TRAIN_SCHEDULERS = ("cosine", "plateau", "none")
+
+
+@dataclass
+class TrainConfig(ConfigBase):
+    """Everything ``geocli train`` needs, so a run is reproducible from one JSON file.
+
+    Merge order: recipe < ``--config`` file < command-line flags. ``trainable``: "freeze" (frozen
+    branches are embedded once through the on-disk cache), "finetune", or N (last N blocks).
+    ``cells``: [[min, max], ...] per geocell partition, coarse to fine; empty = scaled to the data.
+    ``split``: "group" / "spatial-kmeans" / "random"; None picks group when the manifest has
+    location ids, else spatial-kmeans. ``backbone_lr_scale`` multiplies ``lr`` for branch weights
+    (differential learning rates); ``class_weights="inverse-frequency"`` weights the classifier
+    losses by 1/class frequency; ``sampler="class-balanced"`` draws classes equally often.
+    """
+
+    data: str = ""
+    out: str = ""
+    root: str | None = None
+    metadata: str | None = None
+    val: str | None = None
+    split: str | None = None
+    val_fraction: float = 0.2
+    skip_missing: bool = False
+    seed: int = 0
+    branches: list[str] = field(default_factory=lambda: ["rgb"])
+    heads: list[str] = field(default_factory=lambda: ["country", "geocell"])
+    cells: list[list[int]] = field(default_factory=list)
+    rgb_model: str = "tf_efficientnet_lite0.in1k"
+    rgb_weights: str | None = None
+    clip_model: str = "ViT-B-32"
+    clip_weights: str | None = None
+    branch_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fusion: dict[str, Any] = field(default_factory=dict)
+    trainable: str | int = "freeze"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    backbone_lr_scale: float = 0.1
+    weight_decay: float = 1e-3
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    plateau_patience: int = 2
+    plateau_factor: float = 0.1
+    label_smoothing: float = 0.1
+    class_weights: str = "none"
+    sampler: str = "class-balanced"
+    crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    rotation: float = 20.0
+    flip: bool = False
+    color_jitter: float = 0.2
+    cache: bool = True
+    cache_dir: str | None = None
+    device: str | None = None
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.optimizer not in TRAIN_OPTIMIZERS:
+            raise UsageError(f"optimizer must be one of {TRAIN_OPTIMIZERS}, not {self.optimizer!r}")
+        if self.scheduler not in TRAIN_SCHEDULERS:
+            raise UsageError(f"scheduler must be one of {TRAIN_SCHEDULERS}, not {self.scheduler!r}")
+        if self.class_weights not in ("none", "inverse-frequency"):
+            raise UsageError("class_weights must be 'none' or 'inverse-frequency'")
+        if self.sampler not in ("uniform", "class-balanced"):
+            raise UsageError("sampler must be 'uniform' or 'class-balanced'")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise UsageError("epochs and batch_size must be >= 1 and lr > 0")
+        if isinstance(self.trainable, str) and self.trainable not in ("freeze", "finetune"):
+            raise UsageError(f"trainable must be 'freeze', 'finetune' or a block count, not {self.trainable!r}")

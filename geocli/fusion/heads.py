@@ -122,6 +122,12 @@ class SceneHead(ClassifierHead):
         super().__init__(spec, labels.scenes, label_smoothing)
 
 
+def scene_prompt_features(encode_text, scenes=tuple(SCENE_PROMPTS)) -> dict[str, torch.Tensor]:
+    """CLIP text embeddings of each scene's prompts; ``encode_text``: list[str] -> (P, D), e.g. the
+    CLIP branch's ``encode_text``."""
+    return {s: encode_text(SCENE_PROMPTS[s]) for s in scenes}
+
+
 def scene_pseudo_labels(image_features: torch.Tensor, prompt_features: dict[str, torch.Tensor],
                         scenes: list[str], min_confidence: float = 0.5, scale: float = 100.0):
     """Scene labels from CLIP zero-shot: mean prompt embedding per scene, softmax over cosine.
