@@ -90,19 +90,24 @@ def multi_similarity_loss(
     """
     sim = embeddings @ embeddings.t()
     same = labels if labels.dim() == 2 else labels[:, None] == labels[None, :]
-    eye = torch.eye(len(labels), dtype=torch.bool, device=sim.device)
-    pos, neg = same & ~eye, ~same
-    big = torch.finfo(sim.dtype).max
-    min_pos = torch.where(pos, sim, sim.new_full((), big)).min(dim=1, keepdim=True).values
-    max_neg = torch.where(neg, sim, sim.new_full((), -big)).max(dim=1, keepdim=True).values
-    pos = pos & (sim - epsilon < max_neg)
-    neg = neg & (sim + epsilon > min_pos)
+    pos, neg = _mine_pairs(sim, same, epsilon)
     pos_term = _log1p_sum_exp(-alpha * (sim - base), pos) / alpha
     neg_term = _log1p_sum_exp(beta * (sim - base), neg) / beta
     valid = pos.any(dim=1) & neg.any(dim=1)
     if not valid.any():
         return sim.sum() * 0.0
     return (pos_term + neg_term)[valid].mean()
+
+
+def _mine_pairs(sim: torch.Tensor, same: torch.Tensor, epsilon: float):
+    """The MS miner: hard positives (less similar than the closest negative + eps) and hard
+    negatives (more similar than the farthest positive - eps), as boolean (B, B) masks."""
+    eye = torch.eye(len(sim), dtype=torch.bool, device=sim.device)
+    pos, neg = same & ~eye, ~same
+    big = torch.finfo(sim.dtype).max
+    min_pos = torch.where(pos, sim, sim.new_full((), big)).min(dim=1, keepdim=True).values
+    max_neg = torch.where(neg, sim, sim.new_full((), -big)).max(dim=1, keepdim=True).values
+    return pos & (sim - epsilon < max_neg), neg & (sim + epsilon > min_pos)
 
 
 def _log1p_sum_exp(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
