@@ -45,7 +45,7 @@ def labels() -> LabelSpaces:
 def config(fusion: str = "translocator", heads=None, branches=None, **fusion_kw) -> ModelConfig:
     branches = branches or [
         BranchConfig("rgb", options=tiny_vit_options()),
-        BranchConfig("seg", kind="rgb", options=tiny_vit_options(width=48)),
+        BranchConfig("seg", options=dict(tiny_vit_options(width=48), segmenter=None)),  # maps come rendered
         BranchConfig("clip", input="embedding", embed_dim=16),
         BranchConfig("ocr", input="embedding", embed_dim=8),
     ]

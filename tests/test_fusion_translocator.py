@@ -109,6 +109,20 @@ def test_works_with_the_rgb_branch_module():
     assert torch.allclose(emb["rgb"], rgb.eval()(x["rgb"]), atol=1e-5)  # no exchange: plain branch output
 
 
+def test_works_with_the_seg_branch_module():
+    from geocli.branches import build_branch
+
+    torch.manual_seed(0)
+    rgb = build_branch("rgb", tiny_vit_options(), device="cpu")
+    seg = build_branch("seg", dict(tiny_vit_options(width=48), segmenter=None), device="cpu")
+    model = TransLocator({"rgb": rgb, "seg": seg}).eval()
+    x = _inputs()
+    x["seg"].requires_grad_(True)
+    emb, tokens = model(x)
+    assert emb["rgb"].shape == (2, 32) and tokens.shape == (2, 16, 32)
+    assert _grad_norm(emb["rgb"], x["seg"]) > 0
+
+
 def test_needs_a_class_token():
     import timm
 

@@ -79,8 +79,15 @@ def as_token_encoder(module: nn.Module) -> nn.Module:
 
 
 def timm_model(encoder: nn.Module) -> nn.Module:
-    """The timm model inside an encoder (our adapter's ``vit``, a branch's ``model``, or itself)."""
-    return getattr(encoder, "vit", None) or getattr(encoder, "model", None) or encoder
+    """The timm model inside an encoder: unwraps ``vit`` / ``model`` attributes (our adapter, the
+    rgb branch, the seg branch's inner rgb branch) until it reaches a module with a patch embed."""
+    module = encoder
+    while not hasattr(module, "patch_embed"):
+        inner = getattr(module, "vit", None) or getattr(module, "model", None)
+        if not isinstance(inner, nn.Module):
+            break
+        module = inner
+    return module
 
 
 def num_patches(encoder: nn.Module) -> int | None:
