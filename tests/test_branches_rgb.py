@@ -103,9 +103,11 @@ def test_weights_that_do_not_fit_are_reported(tmp_path):
         RGBBranch("vit_tiny_patch16_224", weights=str(tmp_path / "bad.pth"), model_kwargs=dict(TINY_VIT))
 
 
-def test_unknown_option_lists_valid_ones():
+def test_unknown_option_or_model_is_a_usage_error():
     with pytest.raises(UsageError, match="model_kwargs"):
         build_branch("rgb", {"modle": "x"})
+    with pytest.raises(UsageError, match="unknown timm model"):
+        RGBBranch("no_such_net")
 
 
 def test_offline_hub_weights_fail_fast_in_one_line(monkeypatch):
@@ -122,3 +124,25 @@ def test_classify_needs_head():
     with pytest.raises(UsageError, match="keep_head"):
         tiny().classify(torch.randn(1, 3, 32, 32))
     assert tiny(keep_head=True).classify(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
+
+
+def test_hub_weights_in_the_local_cache_load_offline(monkeypatch, tmp_path):
+    """A model already in the Hugging Face cache loads with the network down (no retries, no error)."""
+    import huggingface_hub.constants as constants
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    source = timm.create_model("test_vit.r160_in1k", pretrained=False)
+    snapshot = tmp_path / "models--timm--test_vit.r160_in1k" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    save_file(source.state_dict(), str(snapshot / "model.safetensors"))
+    (tmp_path / "models--timm--test_vit.r160_in1k" / "refs").mkdir()
+    (tmp_path / "models--timm--test_vit.r160_in1k" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("GEOCLI_OFFLINE", "1")
+    start = time.perf_counter()
+    branch = RGBBranch("test_vit.r160_in1k", pretrained=True, keep_head=True).eval()
+    assert time.perf_counter() - start < 10
+    x = torch.randn(1, 3, 160, 160)
+    torch.testing.assert_close(branch.classify(x), source.eval()(x))

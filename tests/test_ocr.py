@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from geocli.branches import OCRBranch, build_branch
+from geocli.branches import OCRBranch
 from geocli.errors import MissingDependencyError
 from geocli.ocr import OCR_ENGINES, TextBox, boxes_to_text, build_ocr_engine, reading_order
 from geocli.ocr.embed import TextEmbedder, packaged_minilm_dir

@@ -19,7 +19,7 @@ from ..hub import fetch, load_weights_file
 from .base import BRANCHES, Branch, Preprocess, Trainable
 from .packaged import PackagedWeights, convert_lite_state_dict, is_lite_package_state_dict, packaged_weights
 
-_HEAD_KEYS = ("head.", "classifier.", "fc.", "head.fc.")
+_HEAD_KEYS = ("head.", "classifier.", "fc.")
 
 
 def _is_head_key(key: str) -> bool:
@@ -89,6 +89,8 @@ class RGBBranch(Branch):
 
         packaged = packaged_weights(name)
         timm_name = packaged.name if packaged else name
+        if not timm.is_model(timm_name):
+            raise UsageError(f"unknown timm model {name!r}; see timm.list_models()")
         if weights:
             model = timm.create_model(timm_name, pretrained=False, **kwargs)
             load_into(model, load_weights_file(weights), weights)
