@@ -1,0 +1,214 @@
+"""The default geolocator behind ``geocli predict`` when no trained model is given.
+
+It needs no training: a zero-shot CLIP geolocator (open_clip; prompts over countries and the
+largest cities of the GeoNames gazetteer) combined with evidence read from the photo itself: EXIF
+GPS, place names read by OCR, writing systems, country-code TLDs, phone prefixes and street-type
+words. When CLIP weights cannot be had (offline and not cached, no ``clip_weights`` file) the visual
+branch is off and the evidence alone decides; ``status_lines()`` then says so in one line.
+
+API::
+
+    geo = DefaultGeolocator(clip_model="ViT-B-32", clip_pretrained="laion2b_s34b_b79k",
+                            clip_weights=None, ocr_engine="rapidocr", no_ocr=False,
+                            trust_exif=False, device=None)
+    results = geo.locate(images, paths, top_k=5)   # one dict per image, in order
+    for line in geo.status_lines(): print(line, file=sys.stderr)
+
+Each result::
+
+    {"exif": {"gps": {"lat", "lon"} | None, "camera": str | None, "datetime": str | None},
+     "predictions": [{"rank", "lat", "lon", "country", "country_name", "cell": None,
+                      "probability", "source"}],   # source: exif | ocr:gazetteer | ocr:hints | ocr:script | clip
+     "scene": {"label", "probability"} | None,     # indoor / natural / urban, from CLIP
+     "text": [{"text", "confidence"}],             # what OCR read
+     "scripts": [{"script", "share"}],             # writing systems, share of letters
+     "evidence": [str, ...],                       # human-readable lines, one per clue
+     "reason": str | None}                         # why predictions are empty, else None
+
+Probabilities sum to at most 1; the remainder (stated in ``evidence``) is "unknown". A photo
+with no evidence gets no predictions and a reason, never a made-up location.
+``clip_model=None`` turns the visual branch off; ``clip_pretrained=None`` with ``clip_model_cfg``
+builds a randomly initialised CLIP (for tests).
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from PIL import Image
+
+from ..errors import GeocliError
+from ..evidence import combine
+from ..evidence.exif import ExifInfo, read_exif
+from ..evidence.gazetteer import Match, best_matches, default_gazetteer
+from ..evidence.scripts import detect_scripts
+from ..evidence.text_hints import Hint, text_hints
+from .zero_shot import ZeroShotCLIP
+
+OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
+MAX_MATCH_LINES, MIN_MATCH_LINE_SCORE = 5, 0.03
+
+
+class DefaultGeolocator:
+    """Zero-shot CLIP + EXIF + OCR evidence; see the module docstring for the output format."""
+
+    def __init__(self, clip_model: str | None = "ViT-B-32", clip_pretrained: str | None = "laion2b_s34b_b79k",
+                 clip_weights: str | None = None, ocr_engine: str = "rapidocr", no_ocr: bool = False,
+                 trust_exif: bool = False, device: str | None = None, clip_model_cfg: dict | None = None,
+                 clip_cities: int = 1000) -> None:
+        self.trust_exif = trust_exif
+        self._notices: list[str] = []
+        self.ocr = None if no_ocr else self._build_ocr(ocr_engine)
+        self.ocr_name = ocr_engine
+        self.clip = self._build_clip(clip_model, clip_pretrained, clip_weights, clip_model_cfg, device, clip_cities)
+
+    def _build_ocr(self, name: str):
+        from ..ocr import build_ocr_engine
+
+        try:
+            return build_ocr_engine(name)
+        except GeocliError as exc:
+            self._notices.append(f"OCR off: {exc}")
+            return None
+
+    def _build_clip(self, model, pretrained, weights, model_cfg, device, cities) -> ZeroShotCLIP | None:
+        if model is None:
+            self._notices.append("visual branch off (no CLIP model chosen); predicting from EXIF and text only")
+            return None
+        if weights:
+            missing = None if os.path.isfile(weights) else f"weights file not found: {weights}"
+        else:
+            missing = _missing_offline(model, pretrained)
+        if missing is None:
+            try:
+                return ZeroShotCLIP(model, weights or pretrained, model_cfg=model_cfg, device=device,
+                                    n_cities=cities)
+            except GeocliError as exc:
+                missing = _short(exc)
+        self._notices.append(
+            f"visual branch off: CLIP weights {model}/{weights or pretrained} cannot be had ({missing}); "
+            "predicting from EXIF and text only. To turn it on, connect to the internet once (open_clip "
+            "downloads them to its cache) or pass --clip-weights PATH")
+        return None
+
+    def status_lines(self) -> list[str]:
+        """One-line notices for stderr: which branches are off, and how to turn them on."""
+        return list(self._notices)
+
+    # --- evidence per batch -------------------------------------------------------------------
+    def _read_text(self, images: Sequence[Image.Image]) -> list[list]:
+        if self.ocr is None:
+            return [[] for _ in images]
+        return self.ocr.read_batch([_shrink(img, OCR_MAX_SIDE) for img in images])
+
+    def locate(self, images: list[Image.Image], paths: list[str], top_k: int = 5) -> list[dict]:
+        """One result dict per image (see the module docstring); ``paths`` give EXIF (may be None)."""
+        if len(images) != len(paths):
+            raise ValueError(f"{len(images)} images but {len(paths)} paths")
+        boxes = self._read_text(images)
+        visual = self.clip.predict(images) if self.clip is not None and images else [None] * len(images)
+        return [self._locate_one(img, path, bx, vis, top_k)
+                for img, path, bx, vis in zip(images, paths, boxes, visual)]
+
+    def _locate_one(self, image: Image.Image, path: str | None, boxes: list, visual: dict | None,
+                    top_k: int) -> dict:
+        exif = read_exif(path, image)
+        ev = combine.Evidence(gps=exif.gps, trust_exif=self.trust_exif)
+        ev.scripts = detect_scripts(b.text for b in boxes)
+        ev.hints = _hints(boxes)
+        ev.matches = _matches(boxes)
+        if visual is not None:
+            ev.clip_countries, ev.clip_places = visual["countries"], visual["places"]
+        predictions, unknown = combine.rank(ev, top_k)
+        lines = self._evidence_lines(exif, boxes, ev, visual)
+        if predictions:
+            lines.append(f"probability left to 'unknown': {unknown:.2f}")
+        return {
+            "exif": exif.to_dict(), "predictions": predictions,
+            "scene": visual["scene"] if visual is not None else None,
+            "text": [{"text": b.text, "confidence": round(float(b.confidence), 4)} for b in boxes],
+            "scripts": [{"script": s, "share": round(share, 4)} for s, share in ev.scripts],
+            "evidence": lines, "reason": None if predictions else self._reason(exif, boxes, visual),
+        }
+
+    def _evidence_lines(self, exif: ExifInfo, boxes: list, ev: combine.Evidence, visual: dict | None) -> list[str]:
+        lines = _exif_lines(exif)
+        if self.ocr is not None:
+            lines.append(f"OCR ({self.ocr_name}) read {len(boxes)} text box(es)")
+        if ev.scripts:
+            lines.append("scripts: " + ", ".join(f"{s} {share:.0%}" for s, share in ev.scripts))
+        lines += [h.describe() for h in ev.hints]
+        lines += [m.describe() for m in ev.matches[:MAX_MATCH_LINES] if m.score >= MIN_MATCH_LINE_SCORE]
+        if visual is not None:
+            top = sorted(visual["countries"].items(), key=lambda kv: -kv[1])[:3]
+            lines.append("CLIP countries: " + ", ".join(f"{c} {p:.2f}" for c, p in top))
+        return lines
+
+    def _reason(self, exif: ExifInfo, boxes: list, visual: dict | None) -> str:
+        parts = ["no EXIF GPS"]
+        if self.ocr is None:
+            parts.append("OCR off")
+        else:
+            parts.append("no legible text" if not boxes else "the text names no place and hints at no country")
+        parts.append("visual branch off (no CLIP weights)" if self.clip is None else "CLIP not confident")
+        return "no location evidence: " + "; ".join(parts)
+
+
+def _short(exc: Exception) -> str:
+    return " ".join(str(exc).split(". ")[0].split())[:160]
+
+
+def _missing_offline(model: str, pretrained: str | None) -> str | None:
+    """Why a hub tag cannot load, decided without building the model: offline and not cached."""
+    from ..hub import is_offline
+
+    if not pretrained or not is_offline():
+        return None
+    try:
+        from .availability import open_clip_weights
+
+        status = open_clip_weights(model, pretrained)
+    except Exception:  # availability is advisory; loading will tell
+        return None
+    return None if status.available else "offline, and not in the local cache"
+
+
+def _shrink(image: Image.Image, max_side: int) -> Image.Image:
+    scale = max_side / max(image.size)
+    if scale >= 1:
+        return image
+    return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+
+
+def _exif_lines(exif: ExifInfo) -> list[str]:
+    lines = []
+    if exif.gps:
+        lines.append(f"EXIF GPS {exif.gps[0]:.5f}, {exif.gps[1]:.5f}")
+    if exif.camera:
+        lines.append(f"camera: {exif.camera}")
+    if exif.datetime:
+        lines.append(f"captured: {exif.datetime}")
+    return lines + exif.notes
+
+
+def _hints(boxes: list) -> list[Hint]:
+    """Hints per box, plus phone numbers split over neighbouring boxes; one per (kind, text)."""
+    texts = [b.text for b in boxes] + [f"{a.text} {b.text}" for a, b in zip(boxes, boxes[1:])]
+    found: dict[tuple[str, str], Hint] = {}
+    for text in texts:
+        for hint in text_hints(text):
+            found.setdefault((hint.kind, hint.text), hint)
+    return [h for h in found.values() if not any(
+        h.kind == o.kind and h is not o and h.text in o.text for o in found.values())]
+
+
+def _matches(boxes: list) -> list[Match]:
+    """Gazetteer matches in each box and in neighbouring pairs (names split over two boxes)."""
+    gaz = default_gazetteer()
+    found: list[Match] = []
+    for box in boxes:
+        found += gaz.match(box.text, float(box.confidence))
+    for a, b in zip(boxes, boxes[1:]):
+        found += gaz.match(f"{a.text} {b.text}", 0.8 * min(float(a.confidence), float(b.confidence)))
+    return best_matches(found)
+
