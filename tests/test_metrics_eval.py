@@ -106,3 +106,14 @@ def test_eval_agrees_with_independent_numpy_on_im2gps3k(benchmark_meta, tmp_path
         assert out["accuracy"][str(t)] == pytest.approx(np.mean(d <= t), abs=1 / len(rows))
     assert out["median_km"] == pytest.approx(np.median(d), rel=1e-4)
     assert out["mean_km"] == pytest.approx(d.mean(), rel=1e-6)
+
+
+def test_models_lists_builtins_and_weight_availability():
+    r = CliRunner().invoke(cli, ["models", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert {m["name"] for m in data["models"]} >= {"default", "evidence"}
+    lite0 = next(b for b in data["backbones"] if b["name"] == "tf_efficientnet_lite0.in1k")
+    assert lite0["available"] and lite0["where"].endswith(".pth")
+    vit = next(b for b in data["backbones"] if b["name"].startswith("vit_base"))
+    assert isinstance(vit["available"], bool) and vit["where"]
