@@ -79,5 +79,5 @@ def load_geolocator(model: str | None = None, **options) -> Predictor:
     from .default_geolocator import DefaultGeolocator
 
     if name == "evidence":
-        options["visual"] = False
+        options["clip_model"] = None
     return Predictor(DefaultGeolocator(**options))

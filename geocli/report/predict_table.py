@@ -26,8 +26,6 @@ def _evidence_lines(record: dict) -> list[str]:
     exif = record.get("exif") or {}
     if exif.get("gps"):
         lines.append(f"EXIF GPS: {_coord(exif['gps']['lat'], exif['gps']['lon'])}")
-    if exif.get("camera") or exif.get("datetime"):
-        lines.append(f"camera: {exif.get('camera') or '?'}; taken: {exif.get('datetime') or '?'}")
     if record.get("scene"):
         lines.append(f"scene: {record['scene']['label']} ({100 * record['scene']['probability']:.0f}%)")
     if record.get("country_head"):
