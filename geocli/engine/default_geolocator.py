@@ -115,6 +115,7 @@ class DefaultGeolocator:
         exif = read_exif(path, image)
         ev = combine.Evidence(gps=exif.gps, trust_exif=self.trust_exif)
         ev.scripts = detect_scripts(b.text for b in boxes)
+        ev.script_letters = sum(ch.isalpha() for b in boxes for ch in b.text)
         ev.hints = _hints(boxes)
         ev.matches = _matches(boxes)
         if visual is not None:

@@ -31,9 +31,10 @@ from .text_hints import Hint, spread
 PLACE_ODDS, EXIF_ODDS, SCRIPT_ODDS, CLIP_ODDS = 3.0, 4.0, 1.0, 1.5
 TRUSTED_EXIF_PROBABILITY = 0.99
 SCRIPT_FLOOR = 0.1  # P(script | country) floor: imported goods, tourists, Chinatowns
+FULL_SCRIPT_LETTERS = 8  # script evidence reaches full strength at this many letters
 MIN_SCRIPT_SHARE = 0.3  # a script must be this share of the letters to suggest countries by itself
 CLIP_FACTOR_RANGE = (0.25, 4.0)
-MIN_ODDS = 0.1
+MIN_ODDS = 0.25  # below this a candidate alone would get under ~20%: not worth showing
 MERGE_KM = 25.0
 
 
@@ -55,6 +56,7 @@ class Evidence:
     hints: list[Hint] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
     scripts: list[tuple[str, float]] = field(default_factory=list)
+    script_letters: int = FULL_SCRIPT_LETTERS  # letters read: one stray glyph says little
     clip_countries: dict[str, float] = field(default_factory=dict)  # country -> probability
     clip_places: list[tuple[float, float, str, float]] = field(default_factory=list)  # lat, lon, country, p
 
@@ -71,7 +73,8 @@ def _country_odds(ev: Evidence) -> tuple[dict[str, float], dict[str, str]]:
     for script, share in ev.scripts:
         if script != "Latin" and share >= MIN_SCRIPT_SHARE:
             majority = {c: s for c, s in script_country_shares(script).items() if s >= MIN_SCRIPT_SHARE}
-            for code, odds in spread(majority, SCRIPT_ODDS * share, majority).items():
+            strength = SCRIPT_ODDS * share * min(1.0, ev.script_letters / FULL_SCRIPT_LETTERS)
+            for code, odds in spread(majority, strength, majority).items():
                 parts[code]["ocr:script"] += odds
     totals = {c: sum(p.values()) for c, p in parts.items()}
     sources = {c: max(p, key=p.get) for c, p in parts.items()}
@@ -170,7 +173,7 @@ def rank(ev: Evidence, top_k: int) -> tuple[list[dict], float]:
     preds = []
     for i, (c, p) in enumerate(probs[:top_k], start=1):
         info = country(c.country)
-        preds.append({"rank": i, "lat": round(c.lat, 6), "lon": round(c.lon, 6), "country": c.country,
+        preds.append({"rank": i, "lat": round(float(c.lat), 6), "lon": round(float(c.lon), 6), "country": c.country,
                       "country_name": info.name if info else None, "cell": None,
-                      "probability": round(p, 4), "source": c.source})
-    return preds, unknown
+                      "probability": round(float(p), 4), "source": c.source})
+    return preds, float(unknown)

