@@ -1,0 +1,49 @@
+"""Training recipes: named ``TrainConfig`` presets in ``geocli/recipes/NAME.json``.
+
+A recipe file is either a JSON object of ``TrainConfig`` keys, or ``{"description": "...",
+"train": {...}}``. Settings merge in this order, later wins: recipe < ``--config`` file <
+command-line flags (and, with ``--resume``, the run's saved settings come first of all).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.json")) if RECIPES_DIR.is_dir() else []
+
+
+def read_settings(path: Path, what: str) -> dict:
+    """A JSON object of training settings (the ``train`` member when the file has one)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{what} {path}: cannot read it as JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} {path}: expected a JSON object of training settings")
+    return dict(data["train"]) if isinstance(data.get("train"), dict) else {k: v for k, v in data.items() if k != "description"}
+
+
+def load_recipe(name: str) -> dict:
+    path = RECIPES_DIR / f"{name}.json"
+    if not path.is_file():
+        names = ", ".join(available_recipes()) or "none installed"
+        raise UsageError(f"unknown recipe {name!r}; available: {names}")
+    return read_settings(path, "recipe")
+
+
+def merge_settings(*layers: dict) -> dict:
+    """Later layers override earlier ones, key by key (nested dicts merged, not replaced)."""
+    out: dict = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = merge_settings(out[key], value)
+            else:
+                out[key] = value
+    return out

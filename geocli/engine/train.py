@@ -1,0 +1,300 @@
+"""The training loop: manifest -> label spaces -> (cached) embeddings -> epochs -> checkpoint folder.
+
+``train(cfg)`` runs one process's share of a run. Under torchrun each process trains on its own
+shard of every epoch through DistributedDataParallel; rank 0 logs and writes the run folder.
+Frozen branches are encoded once through the embedding cache and the epochs run on vectors; live
+(fine-tuned) branches decode and augment photos every step. After every epoch the run folder is
+replaced atomically, and Ctrl-C saves it before stopping, so ``--resume OUT`` always has a
+complete checkpoint to continue from.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import TrainConfig
+from ..report.console import log as default_log
+from . import train_data as D
+from . import train_setup as S
+from .cache import EmbeddingCache, branch_key, cached_embeddings
+from .distributed import barrier, init_distributed, mean_over_ranks
+from .train_state import load_run_state, save_run
+
+
+@dataclass
+class TrainResult:
+    out: Path
+    epoch: int
+    history: list[dict]
+    baseline: dict
+    split: str
+    world_size: int = 1
+    seen: list[int] = field(default_factory=list)  # training indices this rank saw in its last epoch
+    interrupted: bool = False
+
+    def summary(self) -> dict:
+        last = self.history[-1] if self.history else {}
+        return {"out": str(self.out), "epochs": self.epoch, "split": self.split, "world_size": self.world_size,
+                "final": last, "baseline_centroid": self.baseline, "history": self.history}
+
+
+def resume_settings(folder) -> dict:
+    """The ``TrainConfig`` dict a run folder was trained with (the base ``--resume`` merges onto)."""
+    return dict(load_run_state(folder)["config"])
+
+
+def train(cfg: TrainConfig, resume: str | None = None, log: Callable[[str], None] = default_log,
+          progress: bool = True) -> TrainResult:
+    """Train per ``cfg`` (continuing the run folder ``resume`` when given); returns the summary."""
+    return Trainer(cfg, resume, log, progress).run()
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: str | None, log: Callable[[str], None], progress: bool):
+        self.cfg, self.resume = cfg, resume
+        self.world, self.device = init_distributed(cfg.device)
+        self.log = log if self.world.is_main else (lambda line: None)
+        self.progress = progress and self.world.is_main
+        self.history: list[dict] = []
+        self.start_epoch, self.epoch = 0, 0
+        self.model = self.optimizer = None
+
+    # ---- set-up ----
+    def setup(self) -> None:
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        self.train_m, self.val_m, self.split = D.load_splits(cfg, self.log)
+        self.log(f"{len(self.train_m)} training / {len(self.val_m)} validation images ({self.split} split)")
+        state = load_run_state(self.resume) if self.resume else None
+        self.model = self._build_model(state)
+        self.labels = self.model.config.labels
+        self.cached = S.cacheable(self.model, cfg.cache)
+        self.view = S.training_view(self.model, self.cached)
+        self.train_t = D.manifest_targets(self.labels, self.train_m, cfg.heads)
+        self.val_t = D.manifest_targets(self.labels, self.val_m, cfg.heads)
+        self.train_loader, self.val_loader = self._loaders()
+        self.optimizer = S.build_optimizer(self.view, cfg)
+        self.scheduler = S.build_scheduler(self.optimizer, cfg)
+        weights = cfg.class_weights == "inverse-frequency"
+        self.weights = S.class_weights(self.train_t, self.labels, self.device) if weights else {}
+        if state is not None:
+            self._restore(state)
+        self.runner = self._wrap()
+
+    def _build_model(self, state):
+        from ..fusion.model import GeoModel
+        from .checkpoint import load_checkpoint
+
+        if state is not None:
+            return load_checkpoint(self.resume, device=str(self.device)).train()
+        labels = D.build_label_spaces(self.train_m, self.cfg.heads, self.cfg.cells)
+        if labels.hierarchy is not None:
+            sizes = ", ".join(f"{p.name} {len(p)}" for p in labels.hierarchy.partitions)
+            self.log(f"geocells from the training data: {sizes}; {len(labels.countries)} countries")
+        return GeoModel(S.build_model_config(self.cfg, labels)).to(self.device).train()
+
+    def _restore(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler"):
+            self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        self.history = list(state.get("history", []))
+        self.start_epoch = self.epoch = int(state["epoch"])
+        self.log(f"resuming {self.resume} after epoch {self.start_epoch}")
+
+    def _wrap(self):
+        if not self.world.distributed:
+            return self.view
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DDP(self.view, device_ids=ids, find_unused_parameters=True)
+
+    def _loaders(self):
+        cached_train = {n: self._embed(n, self.train_m.images) for n in sorted(self.cached)}
+        cached_val = {n: self._embed(n, self.val_m.images) for n in sorted(self.cached)}
+        live = [n for n in self.model.branches if n not in self.cached]
+        pre = {n: self.model.config.branch(n).preprocess for n in live}
+        train_tf = {n: D.train_transform(pre[n], self.cfg) for n in live}
+        val_tf = {n: _eval_transform(pre[n]) for n in live}
+        train_ds = D.TrainDataset(self.train_m, self.train_t, train_tf, cached_train)
+        val_ds = D.TrainDataset(self.val_m, self.val_t, val_tf, cached_val)
+        balance = D.balance_labels(self.train_t) if self.cfg.sampler == "class-balanced" else None
+        from ..datasets.splits import class_balanced_weights
+
+        weights = class_balanced_weights(balance) if balance is not None else None
+        self.sampler = D.ShardedSampler(len(train_ds), weights, self.world.rank, self.world.size, self.cfg.seed)
+        kw = {"batch_size": self.cfg.batch_size, "num_workers": self.cfg.num_workers,
+              "pin_memory": self.device.type == "cuda", "persistent_workers": False}
+        return (torch.utils.data.DataLoader(train_ds, sampler=self.sampler, drop_last=len(train_ds) > self.cfg.batch_size * self.world.size, **kw),
+                torch.utils.data.DataLoader(val_ds, shuffle=False, **kw))
+
+    def _embed(self, name: str, paths: list[str]):
+        """Cached vectors of branch ``name`` for ``paths``; under torchrun each rank encodes a shard."""
+        module = self.model.branches[name]
+        bcfg = self.model.config.branch(name)
+        cache = EmbeddingCache(branch_key(bcfg.registry_name, bcfg.options, bcfg.preprocess), self.cfg.cache_dir)
+        encode = _encoder(module, self.cfg.batch_size)
+        todo = len(cache.missing([_hash(p) for p in paths]))
+        t0 = time.perf_counter()
+        with _bar(self.progress, todo, f"encoding {name} (cache)") as bar:
+            if self.world.distributed:
+                cached_embeddings(cache, paths[self.world.rank :: self.world.size], encode, self.cfg.batch_size, bar.update)
+                barrier(self.world)
+                cache.refresh()
+            emb, mask = cached_embeddings(cache, paths, encode, self.cfg.batch_size, bar.update)
+        self.log(f"{name}: {len(paths) - todo} cached, {todo} encoded in {time.perf_counter() - t0:.1f} s ({cache.folder})")
+        return emb, mask
+
+    # ---- the loop ----
+    def run(self) -> TrainResult:
+        from .interrupt import GracefulInterrupt
+
+        interrupted = False
+        with GracefulInterrupt() as self.interrupt:
+            try:
+                self.setup()
+                for epoch in range(self.start_epoch, self.cfg.epochs):
+                    self._one_epoch(epoch)
+            except KeyboardInterrupt:
+                interrupted = True
+                self._save(interrupted=True)
+                raise
+        return self._result(interrupted)
+
+    def _one_epoch(self, epoch: int) -> None:
+        t0 = time.perf_counter()
+        loss, n = self._train_epoch(epoch)
+        seconds = time.perf_counter() - t0
+        val = self._validate()
+        S.step_scheduler(self.scheduler, val.get("loss"))
+        self.epoch = epoch + 1
+        row = {"epoch": self.epoch, "train_loss": loss, "img_per_s": n * self.world.size / max(seconds, 1e-9),
+               "lr": self.optimizer.param_groups[0]["lr"], "val": val}
+        self.history.append(row)
+        self.log(_epoch_line(row, self.cfg.epochs))
+        self._save()
+
+    def _train_epoch(self, epoch: int) -> tuple[float, int]:
+        self.sampler.set_epoch(epoch)
+        self.view.train()
+        total, n, self.seen = 0.0, 0, []
+        with _bar(self.progress, len(self.train_loader), f"epoch {epoch + 1}/{self.cfg.epochs}") as bar:
+            for batch in self.train_loader:
+                if self.interrupt.requested:
+                    raise KeyboardInterrupt
+                batch = S.to_device(batch, self.device)
+                loss, _ = S.run_loss(self.view, self.runner(batch), batch, self.weights)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                size = len(batch["index"])
+                total, n = total + float(loss.detach()) * size, n + size
+                self.seen += batch["index"].tolist()
+                bar.update(1)
+        return mean_over_ranks(total / max(n, 1), self.world, self.device), n
+
+    @torch.no_grad()
+    def _validate(self) -> dict:
+        """Validation loss, distance summary and country accuracy (every rank, whole val set)."""
+        from ..fusion.postprocess import to_records
+        from ..geo.distance import haversine_km
+        from ..metrics import distance_summary
+
+        if len(self.val_m) == 0:
+            return {}
+        self.view.eval()
+        losses, guesses, countries = [], [], []
+        for batch in self.val_loader:
+            batch = S.to_device(batch, self.device)
+            out = self.view(batch)
+            losses.append(float(S.run_loss(self.view, out, batch, self.weights)[0]) * len(batch["index"]))
+            for rec in to_records(self.view, out, top_k=1):
+                guesses.append((rec["predictions"][0]["lat"], rec["predictions"][0]["lon"]) if rec["predictions"] else (np.nan, np.nan))
+                countries.append(_top_country(rec))
+        self.view.train()
+        g = np.asarray(guesses, np.float64)
+        result = {"loss": sum(losses) / len(self.val_m)}
+        if not np.isnan(g).all():
+            result.update(distance_summary(haversine_km(self.val_m.lat, self.val_m.lon, g[:, 0], g[:, 1])))
+        truth = D.manifest_countries(self.val_m)
+        known = [(t, p) for t, p in zip(truth, countries) if t]
+        result["country_accuracy"] = float(np.mean([t == p for t, p in known])) if known else None
+        return result
+
+    # ---- output ----
+    def _save(self, interrupted: bool = False) -> None:
+        if self.model is None or self.optimizer is None or not self.world.is_main:
+            return
+        state = {"epoch": self.epoch, "config": self.cfg.to_dict(), "history": self.history,
+                 "optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state(),
+                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+                 "interrupted": interrupted}
+        extra = {"train": {"config": self.cfg.to_dict(), "epoch": self.epoch, "split": self.split,
+                           "history": self.history, "interrupted": interrupted}}
+        save_run(self.model, self.cfg.out, state, extra)
+        if interrupted:
+            self.log(f"interrupted: saved the model after {self.epoch} epoch(s) to {self.cfg.out}; "
+                     f"continue with: geocli train --resume {self.cfg.out}")
+
+    def _result(self, interrupted: bool) -> TrainResult:
+        baseline = S.centroid_baseline(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon)
+        return TrainResult(Path(self.cfg.out), self.epoch, self.history, baseline, self.split,
+                           self.world.size, list(getattr(self, "seen", [])), interrupted)
+
+
+def _eval_transform(preprocess: dict):
+    from ..branches.base import Preprocess
+
+    return Preprocess.from_dict(preprocess).transform(False)
+
+
+def _encoder(module, batch_size: int):
+    """paths -> (vectors, presence mask or None) through a frozen branch's ``encode_images``."""
+    from ..images import open_image
+
+    def encode(paths: list[str]):
+        out = module.encode_images([open_image(p) for p in paths], batch_size)
+        if hasattr(out, "has_text"):
+            return out.emb, out.has_text
+        return out, None
+
+    return encode
+
+
+def _hash(path: str) -> str:
+    from .cache import content_hash
+
+    return content_hash(path)
+
+
+def _top_country(record: dict) -> str | None:
+    if record.get("country_head"):
+        return record["country_head"][0]["country"]
+    return record["predictions"][0]["country"] if record.get("predictions") else None
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled or total == 0, leave=False)
+
+
+def _epoch_line(row: dict, epochs: int) -> str:
+    val = row["val"]
+    acc = val.get("accuracy", {})
+    parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.3f}"]
+    if "loss" in val:
+        parts.append(f"val loss {val['loss']:.3f}")
+    if val.get("median_km") is not None:
+        parts.append(f"median {val['median_km']:.1f} km, @25 km {100 * acc.get('25', 0):.1f}%, @200 km {100 * acc.get('200', 0):.1f}%")
+    if val.get("country_accuracy") is not None:
+        parts.append(f"country {100 * val['country_accuracy']:.1f}%")
+    parts.append(f"{row['img_per_s']:.0f} img/s")
+    return " | ".join(parts)

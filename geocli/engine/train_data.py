@@ -1,0 +1,174 @@
+"""What training feeds on: splits, label spaces built from the training data, targets, samples.
+
+Validation never mixes views of one place across the split: the default is a group split when the
+manifest has location ids (``location_id`` / ``sequence``), else spatial K-means clusters.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import LabelSpaces, TrainConfig
+from ..datasets import Manifest, check_images, load_dataset
+from ..datasets.splits import split_manifest
+from ..errors import UsageError
+from ..geo.cells import GEOESTIMATION_SPECS, GeocellHierarchy, PartitionSpec
+
+#: Target cell counts (coarse, middle, fine) when the thresholds are scaled to the data size.
+CELL_TARGETS = (4, 12, 40)
+
+
+def has_groups(manifest: Manifest) -> bool:
+    return any(g is not None for g in manifest.group) and len(set(manifest.group)) < len(manifest)
+
+
+def choose_split(manifest: Manifest, requested: str | None, log: Callable[[str], None]) -> str:
+    """The split method: as asked, else group when views share a location, else spatial-kmeans."""
+    grouped = has_groups(manifest)
+    if requested is None:
+        return "group" if grouped else "spatial-kmeans"
+    if requested == "random" and grouped:
+        log("warning: --split random puts views of the same location on both sides (leakage); "
+            "validation numbers will be optimistic. Use --split group")
+    return requested
+
+
+def load_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Manifest, Manifest, str]:
+    """(train, val, how): from ``--val`` when given, else a split of ``--data``."""
+    data = check_images(load_dataset(cfg.data, root=cfg.root, metadata=cfg.metadata), cfg.skip_missing, log)
+    if cfg.val:
+        val = check_images(load_dataset(cfg.val, root=cfg.root), cfg.skip_missing, log)
+        return data, val, f"--val {cfg.val}"
+    how = choose_split(data, cfg.split, log)
+    train, val = split_manifest(data, how, cfg.val_fraction, cfg.seed)
+    return train, val, how
+
+
+def cell_specs(n_train: int, cells: list[list[int]] | None = None) -> list[PartitionSpec]:
+    """Geocell partitions: the given [[min, max], ...], else GeoEstimation's scaled to ``n_train``.
+
+    Scaled: partition k aims at ~CELL_TARGETS[k] cells (max = n / target, at most GeoEstimation's
+    5000/2000/1000) and keeps cells of at least max/5 samples (at most 50), so 400 photos still
+    give several cells per level while a million photos get GeoEstimation's own thresholds.
+    """
+    names = ("coarse", "middle", "fine")
+    if cells:
+        return [PartitionSpec(names[i] if len(cells) <= 3 else f"p{i}", int(a), int(b)) for i, (a, b) in enumerate(cells)]
+    specs = []
+    for name, target, ref in zip(names, CELL_TARGETS, GEOESTIMATION_SPECS):
+        top = int(min(ref.max_samples, max(4, math.ceil(n_train / target))))
+        specs.append(PartitionSpec(name, int(min(ref.min_samples, max(1, top // 5))), top))
+    return specs
+
+
+def manifest_countries(manifest: Manifest) -> list[str]:
+    """ISO codes per sample: the manifest column where filled, else looked up at the coordinate."""
+    from ..geo.countries import country_codes_at
+
+    looked = country_codes_at(manifest.lat, manifest.lon) if any(c is None for c in manifest.country) else None
+    return [(c or (looked[i] if looked else None) or "").upper() or None for i, c in enumerate(manifest.country)]
+
+
+def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]] | None) -> LabelSpaces:
+    """Country list, geocell hierarchy and scene names, all from the training samples."""
+    labels = LabelSpaces()
+    if "country" in heads:
+        labels.countries = sorted({c for c in manifest_countries(train) if c})
+    if any(h in heads for h in ("geocell", "grid_regression")):
+        hierarchy = GeocellHierarchy.build(train.lat, train.lon, cell_specs(len(train), cells))
+        labels.geocells = hierarchy.to_dict()
+    return labels
+
+
+def manifest_targets(labels: LabelSpaces, manifest: Manifest, heads: list[str]) -> dict:
+    """Batch-format targets (NumPy) for every sample of ``manifest``."""
+    countries = manifest_countries(manifest) if labels.countries else None
+    scenes = manifest.scene if "scene" in heads else None
+    return labels.targets(manifest.lat, manifest.lon, countries=countries, scenes=scenes)
+
+
+def balance_labels(targets: dict) -> np.ndarray:
+    """The class the class-balanced sampler equalises: finest geocell, else country, else none."""
+    if "cells" in targets:
+        return np.asarray(list(targets["cells"].values())[-1])
+    if "country" in targets:
+        return np.asarray(targets["country"])
+    return np.zeros(len(targets["gps"]), np.int64)
+
+
+class TrainDataset(torch.utils.data.Dataset):
+    """Sample i: live branches' pixel tensors (decoded, transformed), cached branches' vectors,
+    the targets, and "index" (so a rank's shard can be checked)."""
+
+    def __init__(self, manifest: Manifest, targets: dict, transforms: dict, cached: dict):
+        self.manifest, self.targets, self.transforms, self.cached = manifest, targets, transforms, cached
+
+    def __len__(self) -> int:
+        return len(self.manifest)
+
+    def __getitem__(self, i: int) -> dict:
+        item: dict = {"index": i, "gps": torch.as_tensor(self.targets["gps"][i])}
+        for key in ("country", "scene"):
+            if key in self.targets:
+                item[key] = int(self.targets[key][i])
+        if "cells" in self.targets:
+            item["cells"] = {n: int(v[i]) for n, v in self.targets["cells"].items()}
+        for name, (emb, mask) in self.cached.items():
+            item[name] = emb[i]
+            if mask is not None:
+                item[f"{name}_mask"] = bool(mask[i])
+        if self.transforms:
+            from ..images import open_image
+
+            image = open_image(self.manifest.images[i])
+            item.update({name: tf(image) for name, tf in self.transforms.items()})
+        return item
+
+
+def train_transform(preprocess: dict, cfg: TrainConfig):
+    """The ViT/DINOv2 study's augmentation on a branch's own size and normalisation:
+    RandomResizedCrop, rotation up to ``cfg.rotation`` degrees, optional horizontal flip (off by
+    default: mirrored text and driving side are geo cues), ColorJitter."""
+    from torchvision import transforms as T
+
+    interp = T.InterpolationMode(preprocess.get("interpolation", "bicubic"))
+    steps = [T.RandomResizedCrop(preprocess["image_size"], scale=tuple(cfg.crop_scale), interpolation=interp)]
+    if cfg.rotation > 0:
+        steps.append(T.RandomRotation(cfg.rotation, interpolation=T.InterpolationMode.BILINEAR))
+    if cfg.flip:
+        steps.append(T.RandomHorizontalFlip())
+    if cfg.color_jitter > 0:
+        steps.append(T.ColorJitter(cfg.color_jitter, cfg.color_jitter, cfg.color_jitter))
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(preprocess["mean"], preprocess["std"])])
+
+
+class ShardedSampler(torch.utils.data.Sampler):
+    """One epoch's draw -- uniform permutation, or class-balanced with replacement -- made from
+    (seed, epoch) identically on every rank, then dealt out: rank r takes positions r, r+W, ...
+    So ranks see disjoint shards of equal length, and a resumed run redraws the same epochs."""
+
+    def __init__(self, n: int, weights: np.ndarray | None = None, rank: int = 0, world: int = 1, seed: int = 0):
+        if n < world:
+            raise UsageError(f"{n} training samples cannot be shared by {world} processes")
+        self.n, self.weights, self.rank, self.world, self.seed, self.epoch = n, weights, rank, world, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _draw(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.weights is None:
+            return torch.randperm(self.n, generator=g).tolist()
+        w = torch.as_tensor(self.weights, dtype=torch.double)
+        return torch.multinomial(w, self.n, replacement=True, generator=g).tolist()
+
+    def __iter__(self):
+        order = self._draw()
+        usable = len(order) - len(order) % self.world
+        return iter(order[self.rank : usable : self.world])
+
+    def __len__(self) -> int:
+        return self.n // self.world

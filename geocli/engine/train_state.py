@@ -1,0 +1,112 @@
+"""A training run's folder: a checkpoint (``config.json`` + ``model.safetensors``) that predict and
+eval load as is, plus what ``--resume`` needs: ``train_state.json`` (epoch, settings, history,
+optimizer hyper-parameters, scheduler) and ``train_state.safetensors`` (optimizer moments, RNG).
+
+No pickle anywhere: the optimizer's state dict is split into its tensors (safetensors) and its
+plain numbers (JSON). The whole folder is staged under a temporary name and swapped in at once, so
+a kill at any moment leaves the previous complete folder (or, for a split second, its ``.old-``
+twin beside it, which ``find_run_folder`` also accepts).
+"""
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from pathlib import Path
+
+import torch
+
+from ..errors import GeocliError
+from .checkpoint import _swap_in, save_checkpoint
+
+STATE_JSON = "train_state.json"
+STATE_TENSORS = "train_state.safetensors"
+
+
+def split_state(state: dict, prefix: str = "") -> tuple[dict, dict]:
+    """Nested dict -> (tensors by dotted key, the same structure with tensors replaced by refs)."""
+    tensors, plain = {}, {}
+    for key, value in state.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, torch.Tensor):
+            tensors[name] = value.detach().cpu().contiguous()
+            plain[str(key)] = {"__tensor__": name}
+        elif isinstance(value, dict):
+            sub_t, sub_p = split_state(value, f"{name}.")
+            tensors.update(sub_t)
+            plain[str(key)] = {"__dict__": sub_p, "__int_keys__": all(isinstance(k, int) for k in value)}
+        else:
+            plain[str(key)] = _json_safe(value)
+    return tensors, plain
+
+
+def join_state(plain: dict, tensors: dict) -> dict:
+    """Inverse of ``split_state``."""
+    out = {}
+    for key, value in plain.items():
+        if isinstance(value, dict) and "__tensor__" in value:
+            out[key] = tensors[value["__tensor__"]]
+        elif isinstance(value, dict) and "__dict__" in value:
+            sub = join_state(value["__dict__"], tensors)
+            out[key] = {int(k): v for k, v in sub.items()} if value["__int_keys__"] else sub
+        else:
+            out[key] = _from_json(value)
+    return out
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict) and "__float__" in value:
+        return float(value["__float__"])
+    if isinstance(value, list):
+        return [_from_json(v) for v in value]
+    return value
+
+
+def save_run(model, folder, state: dict, extra: dict | None = None) -> Path:
+    """Write checkpoint + training state to ``folder``, replacing it atomically."""
+    from safetensors.torch import save_file
+
+    target = Path(folder)
+    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:8]}")
+    try:
+        save_checkpoint(model, staging, extra)
+        tensors, plain = split_state(state)
+        save_file(tensors, str(staging / STATE_TENSORS))
+        (staging / STATE_JSON).write_text(json.dumps(plain, indent=1), encoding="utf-8")
+        _swap_in(staging, target)
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def find_run_folder(folder) -> Path:
+    """``folder``, or the ``.old-`` twin a kill mid-swap can leave behind."""
+    path = Path(folder)
+    if (path / STATE_JSON).is_file():
+        return path
+    twins = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    twins = [t for t in twins if (t / STATE_JSON).is_file()]
+    if twins:
+        return twins[-1]
+    raise GeocliError(f"{path}: no {STATE_JSON}; --resume needs a folder written by geocli train")
+
+
+def load_run_state(folder) -> dict:
+    """The training state saved by ``save_run`` (tensors read with safetensors only)."""
+    from safetensors.torch import load_file
+
+    path = find_run_folder(folder)
+    plain = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
+    tensors = load_file(str(path / STATE_TENSORS)) if (path / STATE_TENSORS).is_file() else {}
+    return join_state(plain, tensors)
