@@ -41,3 +41,19 @@ def tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
                     cache_dir=str(tmp_path / "cache"), seed=0)
     settings.update(overrides)
     return TrainConfig.from_dict(settings)
+
+
+def ddp_worker(rank: int, world: int, port: int, tmp: str, settings: dict) -> None:
+    """One torchrun-like process: the env vars torchrun sets, then the ordinary ``train`` call."""
+    import json
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from geocli.engine.distributed import World, shutdown
+    from geocli.engine.train import train
+
+    result = train(TrainConfig.from_dict(settings), progress=False)
+    Path(tmp, f"rank{rank}.json").write_text(json.dumps({"seen": result.seen, "world": result.world_size,
+                                                         "history": result.history}))
+    shutdown(World(rank, world, rank))

@@ -37,11 +37,25 @@ def content_hash(path: str | os.PathLike) -> str:
     return _HASH_MEMO[key]
 
 
-def branch_key(kind: str, options: dict, preprocess: dict) -> str:
-    """Cache-folder name for a branch: what it is, how it was built, how it sees pixels."""
+def branch_key(kind: str, options: dict, preprocess: dict, module: torch.nn.Module | None = None) -> str:
+    """Cache-folder name for a branch: what it is, how it was built, how it sees pixels.
+
+    A local weights file adds its fingerprint; a branch with no pretrained weights at all (random
+    init) adds a hash of its parameters, since its options alone do not pin its outputs down.
+    """
     weights = options.get("weights") or options.get("pretrained")
     fingerprint = file_fingerprint(weights) if isinstance(weights, str) and Path(weights).is_file() else None
+    if not weights and module is not None:
+        fingerprint = parameters_hash(module)
     return f"{kind}-{digest(CACHE_VERSION, kind, options, preprocess, fingerprint)}"
+
+
+def parameters_hash(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:24]
 
 
 class EmbeddingCache:

@@ -114,7 +114,8 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DDP(self.view, device_ids=ids, find_unused_parameters=True)
+        unused = any(h not in S.ALWAYS_USED_HEADS for h in self.view.heads)  # e.g. retrieval without "place"
+        return DDP(self.view, device_ids=ids, find_unused_parameters=unused)
 
     def _loaders(self):
         cached_train = {n: self._embed(n, self.train_m.images) for n in sorted(self.cached)}
@@ -139,7 +140,7 @@ class Trainer:
         """Cached vectors of branch ``name`` for ``paths``; under torchrun each rank encodes a shard."""
         module = self.model.branches[name]
         bcfg = self.model.config.branch(name)
-        cache = EmbeddingCache(branch_key(bcfg.registry_name, bcfg.options, bcfg.preprocess), self.cfg.cache_dir)
+        cache = EmbeddingCache(branch_key(bcfg.registry_name, bcfg.options, bcfg.preprocess, module), self.cfg.cache_dir)
         encode = _encoder(module, self.cfg.batch_size)
         todo = len(cache.missing([_hash(p) for p in paths]))
         t0 = time.perf_counter()

@@ -12,6 +12,8 @@ from ..errors import UsageError
 #: Branches whose input is not a pixel tensor of the photo: only trainable from the cache.
 CACHE_ONLY = ("seg", "ocr")
 TOKEN_HEADS = ("retrieval",)
+#: Heads whose loss always reaches every parameter (their targets are always in the batch).
+ALWAYS_USED_HEADS = ("country", "geocell", "scene", "grid_regression", "regression")
 
 
 def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
