@@ -89,6 +89,8 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
     if not settings.get("data") or not settings.get("out"):
         raise click.UsageError("give --data MANIFEST and --out DIR (or --resume DIR)")
     result = run_training(TrainConfig.from_dict(settings), resume=resume)
+    if result.rank != 0:  # under torchrun only rank 0 reports
+        return
     if fmt == "json":
         click.echo(json.dumps(result.summary(), indent=2))
     else:

@@ -37,6 +37,7 @@ class TrainResult:
     world_size: int = 1
     seen: list[int] = field(default_factory=list)  # training indices this rank saw in its last epoch
     interrupted: bool = False
+    rank: int = 0
 
     def summary(self) -> dict:
         last = self.history[-1] if self.history else {}
@@ -247,7 +248,8 @@ class Trainer:
     def _result(self, interrupted: bool) -> TrainResult:
         baseline = S.centroid_baseline(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon)
         return TrainResult(Path(self.cfg.out), self.epoch, self.history, baseline, self.split,
-                           self.world.size, list(getattr(self, "seen", [])), interrupted)
+                           self.world.size, list(getattr(self, "seen", [])), interrupted,
+                           self.world.rank)
 
 
 def _eval_transform(preprocess: dict):
