@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .geo.distance import haversine_km, pairwise_haversine_km
+from .geo.distance import haversine_km
 
 DEFAULT_THRESHOLDS_KM = (1, 25, 200, 750, 2500)
 
@@ -81,6 +81,7 @@ def retrieval_recall(
     """Recall@K for place recognition: a query counts if any of its top-K references lies within
     ``radius_km`` of it (25 m by default, the DINO-Mix / VPR convention)."""
     ranked = np.asarray(ranked_indices)
-    d = pairwise_haversine_km(query_lat, query_lon, ref_lat, ref_lon)
-    hits = np.take_along_axis(d, ranked, axis=1) <= radius_km
+    q_lat, q_lon = np.asarray(query_lat, np.float64)[:, None], np.asarray(query_lon, np.float64)[:, None]
+    d = haversine_km(q_lat, q_lon, np.asarray(ref_lat, np.float64)[ranked], np.asarray(ref_lon, np.float64)[ranked])
+    hits = d <= radius_km  # only the ranked neighbours are measured, never a full Q x N matrix
     return {str(k): float(np.mean(hits[:, :k].any(axis=1))) for k in ks}

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..geo.distance import haversine_km
+from ..metrics import retrieval_recall
+
 
 VPR_RADIUS_KM = 0.025
 
@@ -84,7 +85,5 @@ def recall_from_neighbours(neighbours: np.ndarray, ref_coords, query_coords, ks=
                            radius_km: float = VPR_RADIUS_KM) -> dict[str, float]:
     """recall@K from ranked neighbour indices (Q, K_max) and both coordinate sets."""
     ref, q = np.asarray(ref_coords, np.float64), np.asarray(query_coords, np.float64).reshape(-1, 2)
-    found = ref[neighbours]  # (Q, K, 2)
-    d = haversine_km(q[:, None, 0], q[:, None, 1], found[..., 0], found[..., 1])
-    hit = d <= radius_km
-    return {f"recall@{k}": float(hit[:, :k].any(axis=1).mean()) for k in ks}
+    recall = retrieval_recall(q[:, 0], q[:, 1], ref[:, 0], ref[:, 1], neighbours, ks, radius_km)
+    return {f"recall@{k}": v for k, v in recall.items()}
