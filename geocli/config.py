@@ -21,6 +21,7 @@ from .errors import UsageError
 
 CONFIG_VERSION = 1
 DEFAULT_SCENES = ("indoor", "natural", "urban")
+TTA_MODES = (None, "five-crop")
 
 
 class ConfigBase:
@@ -183,6 +184,9 @@ class PredictConfig(ConfigBase):
     ``location_head``: the head whose scores rank locations; ``None`` picks the first present of
     geocell, gallery, retrieval, grid_regression, regression. ``refine``: move each top cell's
     point to the probability-weighted mean of the top ``refine_top`` cells within ``refine_km``.
+    ``tta``: test-time augmentation of the image branches; "five-crop" averages the softmax (and
+    coordinate) outputs over the four corner crops and the centre crop (TransLocator, the ViT/DINOv2
+    study); None looks once at the centre crop.
     """
 
     top_k: int = 5
@@ -190,6 +194,11 @@ class PredictConfig(ConfigBase):
     refine: bool = False
     refine_top: int = 10
     refine_km: float = 150.0
+    tta: str | None = None
+
+    def __post_init__(self):
+        if self.tta not in TTA_MODES:
+            raise UsageError(f"predict.tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
 
 
 @dataclass
@@ -275,6 +284,7 @@ class TrainConfig(ConfigBase):
     cache_dir: str | None = None
     device: str | None = None
     num_workers: int = 0
+    tta: str | None = None  # stored in the checkpoint: how predict / eval look at photos
 
     def __post_init__(self):
         if self.optimizer not in TRAIN_OPTIMIZERS:
@@ -287,5 +297,7 @@ class TrainConfig(ConfigBase):
             raise UsageError("sampler must be 'uniform' or 'class-balanced'")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise UsageError("epochs and batch_size must be >= 1 and lr > 0")
+        if self.tta not in TTA_MODES:
+            raise UsageError(f"tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
         if isinstance(self.trainable, str) and self.trainable not in ("freeze", "finetune"):
             raise UsageError(f"trainable must be 'freeze', 'finetune' or a block count, not {self.trainable!r}")

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import BranchConfig, FusionConfig, HeadConfig, LabelSpaces, ModelConfig, TrainConfig
+from ..config import BranchConfig, FusionConfig, HeadConfig, LabelSpaces, ModelConfig, PredictConfig, TrainConfig
 from ..errors import UsageError
 
 #: Branches whose input is not a pixel tensor of the photo: only trainable from the cache.
@@ -43,6 +43,7 @@ def build_model_config(cfg: TrainConfig, labels: LabelSpaces) -> ModelConfig:
         fusion=FusionConfig.from_dict(cfg.fusion),
         heads=[head_config(h, cfg) for h in cfg.heads],
         labels=labels,
+        predict=PredictConfig(tta=cfg.tta),
     )
 
 
