@@ -63,6 +63,19 @@ class Preprocess:
         resize = int(round(self.image_size / self.crop_pct))
         return T.Compose([T.Resize(resize, interpolation=interp), T.CenterCrop(self.image_size)] + tail)
 
+    def views(self, tta: str | None = None) -> Callable[[Image.Image], list[torch.Tensor]]:
+        """Image -> the tensors prediction looks at: the centre crop, or with ``tta="five-crop"``
+        the four corner crops and the centre crop of the resized image (TransLocator's TTA)."""
+        if tta is None:
+            single = self.transform(False)
+            return lambda image: [single(image)]
+        from torchvision import transforms as T
+
+        interp = T.InterpolationMode(self.interpolation)
+        resize = T.Resize(int(round(self.image_size / self.crop_pct)), interpolation=interp)
+        crops, tail = T.FiveCrop(self.image_size), T.Compose([T.ToTensor(), T.Normalize(self.mean, self.std)])
+        return lambda image: [tail(crop) for crop in crops(resize(image))]
+
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The requested device, or CUDA when present, else CPU."""

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import UsageError
-from ..segmentation import build_segmenter, get_label_space, render
+from ..segmentation import MapRenderer
 from .base import BRANCHES, Branch, Preprocess, Trainable
 from .rgb import RGBBranch
 
@@ -48,21 +48,16 @@ class SegmentationBranch(Branch):
         base = self.vit.preprocess
         self.preprocess = Preprocess(image_size=base.image_size, mean=base.mean, std=base.std,
                                      crop_pct=base.crop_pct, interpolation="nearest", color_jitter=0.0)
-        self._segmenter = None  # built on first use, kept out of the state dict
+        self.renderer = MapRenderer(segmenter, segmenter_options, label_space)  # not in the state dict
         self.trainable = self.vit.trainable
 
     @property
     def segmenter(self):
-        if self._segmenter is None:
-            if self._config["segmenter"] is None:
-                raise UsageError("this seg branch has no segmenter: pass rendered maps, or set segmenter=")
-            self._segmenter = build_segmenter(self._config["segmenter"], **self._config["segmenter_options"])
-        return self._segmenter
+        return self.renderer.segmenter
 
     @property
     def label_space(self):
-        name = self._config["label_space"]
-        return get_label_space(name) if name else self.segmenter.label_space
+        return self.renderer.label_space
 
     def backbone(self) -> nn.Module:
         return self.vit.backbone()
@@ -82,12 +77,11 @@ class SegmentationBranch(Branch):
 
     def segment(self, images: Sequence[Image.Image], paths: Sequence[str] | None = None) -> list:
         """Class-index maps (H, W) uint8, one per image."""
-        return self.segmenter.segment_batch(list(images), paths)
+        return self.renderer.segment(images, paths)
 
     def render_maps(self, images: Sequence[Image.Image], paths: Sequence[str] | None = None) -> list[Image.Image]:
         """The colour images the ViT sees (write these to disk to precompute a dataset)."""
-        space = self.label_space
-        return [render(index_map, space) for index_map in self.segment(images, paths)]
+        return self.renderer.render_maps(images, paths)
 
     @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32,

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .options import add_options, dataset_options, format_option, thresholds_option
+from .options import add_options, checkpoint_model_options, dataset_options, format_option, thresholds_option
 
 
 @click.command("eval")
@@ -16,9 +16,12 @@ from .options import add_options, dataset_options, format_option, thresholds_opt
 @click.option("--model", default=None, help="Run this model (checkpoint folder or name from 'geocli models').")
 @click.option("--skip-missing", is_flag=True, help="With --model: leave out images missing from disk.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--device", default=None, help="With --model: cpu, cuda, cuda:1 ... (default: cuda when available).")
+@add_options(checkpoint_model_options)
 @thresholds_option
 @format_option
-def eval_command(dataset, root, metadata, predictions, model, skip_missing, batch_size, thresholds, fmt):
+def eval_command(dataset, root, metadata, predictions, model, skip_missing, batch_size, device, tta, cache,
+                 cache_dir, thresholds, fmt):
     """Score geolocation on DATASET: a benchmark name (im2gps, im2gps3k, yfcc26k, yfcc4k, mp16)
     or a manifest CSV path. Prints % within 1/25/200/750/2500 km, mean/median km, country
     accuracy and a per-continent table.
@@ -35,7 +38,9 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
         raise click.UsageError("give exactly one of --predictions FILE or --model DIR_OR_NAME")
     manifest = load_dataset(dataset, root=root, metadata=metadata)
     guesses = (
-        _read(predictions) if predictions else _run_model(model, manifest, skip_missing, batch_size)
+        _read(predictions) if predictions else _run_model(
+            model, manifest, skip_missing, batch_size,
+            {"device": device, "tta": tta, "cache": cache, "cache_dir": cache_dir})
     )
     result = evaluate_predictions(manifest, guesses, thresholds, dataset_name=dataset)
     _emit(result, fmt)
@@ -47,15 +52,20 @@ def _read(path):
     return read_predictions(path)
 
 
-def _run_model(model, manifest, skip_missing, batch_size):
+def _run_model(model, manifest, skip_missing, batch_size, options: dict):
     from .. import load_model
     from ..datasets import check_images
     from ..engine.predictions_file import from_record
     from ..report.console import log
 
     present = check_images(manifest, skip_missing=skip_missing, log=log)
-    geolocator = load_model(model)
-    records = geolocator.predict(present.images, top_k=10, batch_size=batch_size)
+    geolocator = load_model(model, **{k: v for k, v in options.items() if v is not None})
+    for line in geolocator.status_lines():
+        log(line)
+    records = list(geolocator.predict(present.images, top_k=10, batch_size=batch_size))
+    failed = [r for r in records if not r["ok"]]
+    if failed:
+        log(f"{len(failed)} image(s) could not be read and count as missing, e.g. {failed[0]['error']}")
     return [from_record(r) for r in records if r["ok"]]
 
 

@@ -41,3 +41,14 @@ def add_options(options):
         return f
 
     return decorator
+
+
+#: How a checkpoint model looks at photos, and whether frozen branches may use the embedding cache.
+checkpoint_model_options = [
+    click.option("--tta", type=click.Choice(["none", "five-crop"]), default=None,
+                 help="Checkpoint models: test-time augmentation (default: what the checkpoint says)."),
+    click.option("--cache/--no-cache", default=None,
+                 help="Checkpoint models: reuse frozen-branch embeddings from the cache (default on)."),
+    click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                 help="Embedding cache folder (default ~/.cache/geocli, as geocli train)."),
+]

@@ -6,6 +6,7 @@ import sys
 import click
 
 from .main import EXIT_ITEMS_FAILED, EXIT_OK
+from .options import add_options, checkpoint_model_options
 
 
 @click.command()
@@ -27,10 +28,11 @@ from .main import EXIT_ITEMS_FAILED, EXIT_OK
               help="Local CLIP weights file (when the hub is unreachable).")
 @click.option("--ocr-engine", default=None, help="rapidocr (default), easyocr or paddleocr.")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
+@add_options(checkpoint_model_options)
 @click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw every image's guesses on a map: FILE.html (interactive) or FILE.png.")
 def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, trust_exif, clip_model,
-            clip_pretrained, clip_weights, ocr_engine, device, map_path):
+            clip_pretrained, clip_weights, ocr_engine, device, tta, cache, cache_dir, map_path):
     """Guess where each photo was taken.
 
     INPUTS are image files, folders, globs, or - to read paths from stdin (one per line).
@@ -53,7 +55,7 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     require_inputs(inputs)
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
                              clip_pretrained=clip_pretrained, clip_weights=clip_weights,
-                             ocr_engine=ocr_engine, device=device)
+                             ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir)
     predictor = load_model(model, **options)
     for line in predictor.status_lines():
         log(line)
@@ -71,7 +73,8 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
 
 
 def _model_options(**options) -> dict:
-    return {k: v for k, v in options.items() if v not in (None, False)}
+    """The options the user set (``--no-cache`` is a setting: False kept for ``cache``)."""
+    return {k: v for k, v in options.items() if v is not None and (v is not False or k == "cache")}
 
 
 def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):

@@ -42,7 +42,7 @@ from ..evidence import combine
 from ..evidence.exif import ExifInfo, read_exif
 from ..evidence.gazetteer import Match, best_matches, default_gazetteer
 from ..evidence.scripts import detect_scripts
-from ..evidence.text_hints import Hint, text_hints
+from ..evidence.text_hints import hints_in_texts
 from .zero_shot import ZeroShotCLIP
 
 OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
@@ -116,7 +116,7 @@ class DefaultGeolocator:
         ev = combine.Evidence(gps=exif.gps, trust_exif=self.trust_exif)
         ev.scripts = detect_scripts(b.text for b in boxes)
         ev.script_letters = sum(ch.isalpha() for b in boxes for ch in b.text)
-        ev.hints = _hints(boxes)
+        ev.hints = hints_in_texts([b.text for b in boxes])
         ev.matches = _matches(boxes)
         if visual is not None:
             ev.clip_countries, ev.clip_places = visual["countries"], visual["places"]
@@ -133,7 +133,7 @@ class DefaultGeolocator:
         }
 
     def _evidence_lines(self, exif: ExifInfo, boxes: list, ev: combine.Evidence, visual: dict | None) -> list[str]:
-        lines = _exif_lines(exif)
+        lines = exif.lines()
         if self.ocr is not None:
             lines.append(f"OCR ({self.ocr_name}) read {len(boxes)} text box(es)")
         if ev.scripts:
@@ -179,28 +179,6 @@ def _shrink(image: Image.Image, max_side: int) -> Image.Image:
     if scale >= 1:
         return image
     return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-
-
-def _exif_lines(exif: ExifInfo) -> list[str]:
-    lines = []
-    if exif.gps:
-        lines.append(f"EXIF GPS {exif.gps[0]:.5f}, {exif.gps[1]:.5f}")
-    if exif.camera:
-        lines.append(f"camera: {exif.camera}")
-    if exif.datetime:
-        lines.append(f"captured: {exif.datetime}")
-    return lines + exif.notes
-
-
-def _hints(boxes: list) -> list[Hint]:
-    """Hints per box, plus phone numbers split over neighbouring boxes; one per (kind, text)."""
-    texts = [b.text for b in boxes] + [f"{a.text} {b.text}" for a, b in zip(boxes, boxes[1:])]
-    found: dict[tuple[str, str], Hint] = {}
-    for text in texts:
-        for hint in text_hints(text):
-            found.setdefault((hint.kind, hint.text), hint)
-    return [h for h in found.values() if not any(
-        h.kind == o.kind and h is not o and h.text in o.text for o in found.values())]
 
 
 def _matches(boxes: list) -> list[Match]:

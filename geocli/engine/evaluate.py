@@ -16,7 +16,10 @@ def true_countries(manifest: Manifest) -> list[str | None]:
 
 
 def ranked_countries(pred: PredictedImage) -> list[str]:
-    """Distinct countries in rank order: stated ones, else the country at each guessed coordinate."""
+    """Distinct countries in rank order: the model's country head where it has one, else the stated
+    country of each guess, else the country at each guessed coordinate."""
+    if pred.countries:
+        return list(dict.fromkeys(pred.countries))
     out: list[str] = []
     for lat, lon, code in pred.guesses:
         code = code or country_code_at(lat, lon)

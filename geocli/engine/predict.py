@@ -13,6 +13,8 @@ from typing import Iterable, Iterator
 from ..errors import UsageError
 from ..images import ImageError, open_image
 
+#: Options that only a checkpoint model takes.
+CHECKPOINT_ONLY = ("tta", "cache", "cache_dir")
 #: Models that need no checkpoint folder.
 BUILTIN_MODELS = {
     "default": "zero-shot CLIP geolocator (countries + world cities) with EXIF and OCR evidence",
@@ -76,6 +78,10 @@ def load_geolocator(model: str | None = None, **options) -> Predictor:
     if name not in BUILTIN_MODELS:
         valid = ", ".join(BUILTIN_MODELS)
         raise UsageError(f"unknown model {name!r}: not a checkpoint folder nor a built-in model ({valid})")
+    misplaced = sorted(k for k in CHECKPOINT_ONLY if k in options)
+    if misplaced:
+        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in misplaced)} applies to checkpoint "
+                         f"models only, not to the built-in {name!r} model")
     from .default_geolocator import DefaultGeolocator
 
     if name == "evidence":

@@ -15,10 +15,12 @@ from ..geo.distance import validate_coordinates
 
 @dataclass
 class PredictedImage:
-    """Ranked guesses for one image: ``(lat, lon, country or None)`` per rank, best first."""
+    """Ranked guesses for one image: ``(lat, lon, country or None)`` per rank, best first, and a
+    model's own country ranking (its country head) where the record has one."""
 
     image: str
     guesses: list[tuple[float, float, str | None]] = field(default_factory=list)
+    countries: list[str] = field(default_factory=list)
 
 
 def read_predictions(path: str | Path) -> list[PredictedImage]:
@@ -51,6 +53,8 @@ def from_record(record: dict, path: Path | str = "<predictions>", n: int = 0) ->
     item = PredictedImage(str(record["image"]))
     for p in ranked:
         _add_guess(item, p.get("lat"), p.get("lon"), p.get("country"), path, n)
+    heads = sorted(record.get("country_head") or [], key=lambda c: c.get("rank", 0))
+    item.countries = [str(c["country"]).upper() for c in heads if isinstance(c, dict) and c.get("country")]
     return item
 
 

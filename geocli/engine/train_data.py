@@ -74,6 +74,9 @@ def manifest_countries(manifest: Manifest) -> list[str]:
 
 def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]] | None) -> LabelSpaces:
     """Country list, geocell hierarchy and scene names, all from the training samples."""
+    if "scene" in heads and not any(train.scene):
+        raise UsageError("the scene head needs scene labels: add a 'scene' column (indoor/natural/urban, or "
+                         "S3 codes 0/1/2) to the training manifest, or leave 'scene' out of --heads")
     labels = LabelSpaces()
     if "country" in heads:
         labels.countries = sorted({c for c in manifest_countries(train) if c})

@@ -32,6 +32,17 @@ class ExifInfo:
         gps = {"lat": self.gps[0], "lon": self.gps[1]} if self.gps else None
         return {"gps": gps, "camera": self.camera, "datetime": self.datetime}
 
+    def lines(self) -> list[str]:
+        """Human-readable evidence lines: GPS, camera, capture time, then the notes."""
+        lines = []
+        if self.gps:
+            lines.append(f"EXIF GPS {self.gps[0]:.5f}, {self.gps[1]:.5f}")
+        if self.camera:
+            lines.append(f"camera: {self.camera}")
+        if self.datetime:
+            lines.append(f"captured: {self.datetime}")
+        return lines + self.notes
+
 
 def _text(value) -> str | None:
     if isinstance(value, bytes):

@@ -166,3 +166,15 @@ def is_street_word(token: str) -> bool:
 def text_hints(text: str) -> list[Hint]:
     """All TLD, phone and street-word hints in ``text``."""
     return tld_hints(text) + phone_hints(text) + street_word_hints(text)
+
+
+def hints_in_texts(texts: list[str]) -> list[Hint]:
+    """Hints in each text line and in neighbouring pairs (a phone number split over two boxes);
+    one per (kind, text), and none that another hint of its kind already contains."""
+    joined = list(texts) + [f"{a} {b}" for a, b in zip(texts, texts[1:])]
+    found: dict[tuple[str, str], Hint] = {}
+    for text in joined:
+        for hint in text_hints(text):
+            found.setdefault((hint.kind, hint.text), hint)
+    return [h for h in found.values() if not any(
+        h.kind == o.kind and h is not o and h.text in o.text for o in found.values())]

@@ -16,6 +16,7 @@ disagreement is visible rather than resolved silently.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import UsageError
 from ..geo.countries import country, country_code_at
@@ -129,3 +130,41 @@ def _scenes(model, outputs: dict, batch: int) -> list[dict | None]:
     conf, idx = probs.max(-1)
     return [{"label": names[int(i)], "probability": float(p)} for p, i in zip(conf, idx)]
 
+
+
+def average_views(outputs: dict, views: int) -> dict:
+    """Fold ``forward`` outputs over B * ``views`` rows (each image's views adjacent) into B rows.
+
+    Test-time augmentation as TransLocator and the ViT/DINOv2 study do it: class scores are
+    averaged as softmax probabilities (returned as their log, so ``softmax`` recovers the mean),
+    coordinates as points on the sphere, descriptors and embeddings as normalised means.
+    """
+    if views == 1:
+        return outputs
+    heads = {name: {key: _average(key, value, views) for key, value in out.items()}
+             for name, out in outputs["heads"].items()}
+    return {"embedding": _mean_rows(outputs["embedding"], views), "tokens": None, "heads": heads}
+
+
+def _average(key: str, value, views: int):
+    if isinstance(value, dict):
+        return {k: _average(key, v, views) for k, v in value.items()}
+    if key == "logits":
+        probs = value.detach().float().softmax(-1)
+        return _mean_rows(probs, views).clamp_min(1e-12).log()
+    if key == "coords":
+        return _mean_coords(value.detach().double(), views).to(value.dtype)
+    mean = _mean_rows(value, views)
+    return torch.nn.functional.normalize(mean, dim=-1) if key in ("descriptor", "image") else mean
+
+
+def _mean_rows(x: torch.Tensor, views: int) -> torch.Tensor:
+    return x.reshape(-1, views, *x.shape[1:]).mean(1)
+
+
+def _mean_coords(coords: torch.Tensor, views: int) -> torch.Tensor:
+    """Spherical mean of each image's (lat, lon) guesses (safe across the antimeridian)."""
+    lat, lon = torch.deg2rad(coords[:, 0]), torch.deg2rad(coords[:, 1])
+    xyz = torch.stack([lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()], dim=1)
+    m = _mean_rows(xyz, views)
+    return torch.rad2deg(torch.stack([torch.atan2(m[:, 2], m[:, :2].norm(dim=1)), torch.atan2(m[:, 1], m[:, 0])], 1))

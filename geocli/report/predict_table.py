@@ -9,6 +9,10 @@ def _coord(lat: float, lon: float) -> str:
     return f"{abs(lat):.4f}°{'N' if lat >= 0 else 'S'} {abs(lon):.4f}°{'E' if lon >= 0 else 'W'}"
 
 
+def _percent(probability: float | None) -> str:
+    return "—" if probability is None else f"{100 * probability:.1f}%"
+
+
 def _guess_table(record: dict) -> Table:
     table = Table(title=record["image"], title_justify="left", title_style="bold", expand=False)
     for name, justify in (("#", "right"), ("country", "left"), ("lat, lon", "left"), ("cell", "left"),

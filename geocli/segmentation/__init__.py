@@ -1,9 +1,9 @@
 """Semantic segmentation for the seg branch: segmenters, label spaces (names + palettes), rendering."""
 from .base import SEGMENTERS, Segmenter, build_segmenter
 from .classes import IGNORE_INDEX, LABEL_SPACES, LabelSpace, get_label_space
-from .render import colors_to_index, load_index_map, render
+from .render import MapRenderer, colors_to_index, load_index_map, render
 
 __all__ = [
-    "IGNORE_INDEX", "LABEL_SPACES", "LabelSpace", "SEGMENTERS", "Segmenter", "build_segmenter",
+    "IGNORE_INDEX", "LABEL_SPACES", "LabelSpace", "MapRenderer", "SEGMENTERS", "Segmenter", "build_segmenter",
     "colors_to_index", "get_label_space", "load_index_map", "render",
 ]

@@ -1,0 +1,135 @@
+"""Prediction from a checkpoint folder written by ``geocli train``.
+
+The folder alone rebuilds the model (architecture, label spaces, preprocessing; no download). Per
+batch of photos: the inputs every branch needs (``ModelInputs``), one forward pass (five views
+averaged when the checkpoint asks for five-crop TTA), then the records ``geocli predict`` prints.
+Beside the model's guesses each record carries the EXIF facts and, for models with an OCR branch,
+what was read and the clues in it (scripts, TLDs, phone prefixes) as evidence lines. EXIF GPS is
+shown, and with ``trust_exif`` ranked first.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from ..branches.base import resolve_device
+from ..config import TTA_MODES
+from ..errors import UsageError
+from ..evidence.combine import TRUSTED_EXIF_PROBABILITY
+from ..evidence.exif import ExifInfo, read_exif
+from ..evidence.scripts import detect_scripts
+from ..evidence.text_hints import hints_in_texts
+from ..fusion.postprocess import average_views, to_records
+from ..geo.countries import country, country_code_at
+from .model_inputs import ModelBatch, ModelInputs
+
+#: Options of the default geolocator that a checkpoint fixes for itself.
+CHECKPOINT_FIXED = ("clip_model", "clip_pretrained", "clip_weights")
+KEEP_CHECKPOINT_TTA = "checkpoint"
+
+
+class CheckpointGeolocator:
+    """``locate(images, paths, top_k)`` with a trained model; see the module docstring.
+
+    ``tta``: "checkpoint" (what the checkpoint says), None or "none" (centre crop) or "five-crop".
+    ``cache``: frozen pixel branches read their vectors from the embedding cache (single view).
+    """
+
+    def __init__(self, folder: str | Path, device: str | None = None, no_ocr: bool = False,
+                 trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
+                 cache_dir: str | None = None, ocr_engine: str | None = None, **fixed) -> None:
+        from .checkpoint import load_checkpoint
+        from .train_setup import training_view
+
+        self.folder, self.trust_exif = Path(folder), trust_exif
+        self.notices = [f"--{k.replace('_', '-')} is ignored with a checkpoint model (its branches are fixed)"
+                        for k, v in fixed.items() if k in CHECKPOINT_FIXED and v]
+        unknown = sorted(k for k in fixed if k not in CHECKPOINT_FIXED)
+        if unknown:
+            raise UsageError(f"unknown option(s) for a checkpoint model: {unknown}")
+        self.device = resolve_device(device)
+        self.model = load_checkpoint(self.folder, device=str(self.device))
+        self.tta = self.model.config.predict.tta if tta == KEEP_CHECKPOINT_TTA else (None if tta == "none" else tta)
+        if self.tta not in TTA_MODES:
+            raise UsageError(f"tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
+        self.inputs = ModelInputs(self.model, self.tta, read_text=not no_ocr, cache=cache, cache_dir=cache_dir)
+        self._use_ocr_engine(ocr_engine)
+        self.cached_model = training_view(self.model, self.inputs.cached)
+        self.no_ocr = no_ocr
+
+    def _use_ocr_engine(self, name: str | None) -> None:
+        if name is None or self.inputs.ocr is None:
+            return
+        from ..ocr import build_ocr_engine
+
+        branch = self.model.branches[self.inputs.ocr]
+        branch._engine = build_ocr_engine(name, min_confidence=branch.config["min_confidence"],
+                                          min_box_height=branch.config["min_box_height"])
+
+    def status_lines(self) -> list[str]:
+        cfg = self.model.config
+        branches = ", ".join(_branch_label(b) for b in cfg.branches if b.enabled)
+        heads = ", ".join(h.name for h in cfg.heads)
+        lines = [f"model {self.folder}: branches {branches}; fusion {cfg.fusion.name}; heads {heads}; "
+                 f"{'five-crop TTA' if self.tta else 'centre crop'}; device {self.device}"]
+        if self.no_ocr and self.inputs.ocr is not None:
+            lines.append("OCR off (--no-ocr): the OCR branch gets its 'no text' input")
+        return lines + self.notices
+
+    @torch.no_grad()
+    def locate(self, images: list[Image.Image], paths: Sequence[str | None], top_k: int = 5) -> list[dict]:
+        if len(images) != len(paths):
+            raise ValueError(f"{len(images)} images but {len(paths)} paths")
+        batch = self.inputs.build(images, list(paths))
+        records = to_records(self.model, self._forward(batch), top_k)
+        return [self._record(rec, img, path, boxes, top_k)
+                for rec, img, path, boxes in zip(records, images, paths, batch.boxes or [[]] * len(images))]
+
+    def _forward(self, batch: ModelBatch) -> dict:
+        model = self.cached_model if batch.from_cache else self.model
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            outputs = model(batch.inputs)
+        return average_views(outputs, batch.views)
+
+    def _record(self, rec: dict, image: Image.Image, path: str | None, boxes: list, top_k: int) -> dict:
+        exif = read_exif(path, image)
+        predictions = rec["predictions"]
+        if self.trust_exif and exif.gps:
+            predictions = _exif_first(exif, predictions, top_k)
+        texts = [b.text for b in boxes]
+        return {
+            "exif": exif.to_dict(), "predictions": predictions, "scene": rec["scene"],
+            "text": [{"text": b.text, "confidence": round(float(b.confidence), 4)} for b in boxes],
+            "country_head": rec["country_head"], "country_agreement": rec["country_agreement"],
+            "evidence": exif.lines() + self._text_lines(texts),
+            "reason": None if predictions else "this model has no location head",
+        }
+
+    def _text_lines(self, texts: list[str]) -> list[str]:
+        if self.inputs.ocr is None or self.no_ocr:
+            return []
+        lines = [f"OCR read {len(texts)} text box(es)"]
+        scripts = detect_scripts(texts)
+        if scripts:
+            lines.append("scripts: " + ", ".join(f"{s} {share:.0%}" for s, share in scripts))
+        return lines + [h.describe() for h in hints_in_texts(texts)]
+
+
+def _branch_label(cfg) -> str:
+    model = cfg.options.get("model")
+    return f"{cfg.name} ({model})" if model else cfg.name
+
+
+def _exif_first(exif: ExifInfo, predictions: list[dict], top_k: int) -> list[dict]:
+    """EXIF GPS as guess 1 (probability 0.99); the model's guesses follow, scaled into the rest."""
+    lat, lon = exif.gps
+    code = country_code_at(lat, lon)
+    first = {"rank": 1, "lat": lat, "lon": lon, "country": code, "country_name": getattr(country(code), "name", None),
+             "cell": None, "probability": TRUSTED_EXIF_PROBABILITY, "source": "exif"}
+    rest = [{**p, "rank": p["rank"] + 1,
+             "probability": None if p["probability"] is None else p["probability"] * (1 - TRUSTED_EXIF_PROBABILITY)}
+            for p in predictions[: top_k - 1]]
+    return [first] + rest

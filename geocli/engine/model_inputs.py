@@ -1,0 +1,107 @@
+"""Photos -> the batch a ``GeoModel`` takes, the way prediction needs it.
+
+Each enabled branch gets its input from the decoded photos: pixel branches (rgb, clip) their
+normalised crops, the seg branch its rendered segmentation map (rendered once per photo, then
+cropped like the pixels), the OCR branch its text embedding plus ``has_text``. With five-crop TTA
+every photo becomes five adjacent rows; inputs that do not depend on the crop (OCR) are repeated.
+Frozen pixel branches outside a TransLocator pair can take their vectors from the embedding cache
+(single view only: crops are not cached), keyed exactly as training keys them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from ..branches.base import Preprocess
+from ..errors import UsageError
+from ..ocr import boxes_to_text
+from ..segmentation import MapRenderer
+from .cache import EmbeddingCache, branch_key, cached_embeddings
+
+
+@dataclass
+class ModelBatch:
+    """The model's inputs for B photos (B * views rows) and what OCR read in each photo."""
+
+    inputs: dict
+    views: int
+    from_cache: bool = False  # cached branches carry vectors: run the model's cached view
+    boxes: list[list] = field(default_factory=list)
+
+
+class ModelInputs:
+    """Builds ``ModelBatch`` es for ``model``; ``cached`` names the branches read from the cache."""
+
+    def __init__(self, model, tta: str | None = None, read_text: bool = True, cache: bool = False,
+                 cache_dir: str | None = None) -> None:
+        self.model, self.tta, self.read_text = model, tta, read_text
+        self.views = 5 if tta == "five-crop" else 1
+        self.pixels: dict[str, callable] = {}
+        self.renderers: dict[str, MapRenderer] = {}
+        self.ocr: str | None = None
+        for cfg in model.config.branches:
+            if cfg.enabled:
+                self._add_branch(cfg)
+        self.caches = self._caches(cache_dir) if cache and self.views == 1 else {}
+
+    def _add_branch(self, cfg) -> None:
+        if cfg.input == "embedding":
+            raise UsageError(f"branch {cfg.name!r} of this model takes precomputed embeddings, so the model "
+                             "cannot predict from photos")
+        kind = cfg.registry_name
+        if kind == "ocr":
+            self.ocr = cfg.name
+            return
+        self.pixels[cfg.name] = Preprocess.from_dict(cfg.preprocess).views(self.tta)
+        if kind == "seg":
+            opts = cfg.options
+            self.renderers[cfg.name] = MapRenderer(opts.get("segmenter"), opts.get("segmenter_options"),
+                                                   opts.get("label_space"))
+
+    def _caches(self, cache_dir: str | None) -> dict[str, EmbeddingCache]:
+        """One cache per frozen pixel branch that runs on its own (not in a pair, not the token source)."""
+        out = {}
+        for name, module in self.model.branches.items():
+            if name in self.pixels and getattr(module, "trainable", None) == "freeze" and name != self.model.token_branch:
+                cfg = self.model.config.branch(name)
+                out[name] = EmbeddingCache(branch_key(cfg.registry_name, cfg.options, cfg.preprocess, module), cache_dir)
+        return out
+
+    @property
+    def cached(self) -> set[str]:
+        return set(self.caches)
+
+    def build(self, images: Sequence[Image.Image], paths: Sequence[str | None]) -> ModelBatch:
+        device = self.model.device
+        batch = ModelBatch({}, self.views, from_cache=bool(self.caches) and all(paths))
+        for name, views in self.pixels.items():
+            if batch.from_cache and name in self.caches:
+                batch.inputs[name] = self._cached(name, images, paths).to(device)
+                continue
+            sources = self.renderers[name].render_maps(images, paths) if name in self.renderers else images
+            batch.inputs[name] = torch.stack([t for img in sources for t in views(img)]).to(device)
+        if self.ocr is not None:
+            batch.inputs[self.ocr], batch.boxes = self._text(images)
+        return batch
+
+    def _cached(self, name: str, images, paths) -> torch.Tensor:
+        module = self.model.branches[name]
+        by_path = dict(zip(paths, images))
+
+        def encode(chunk: list[str]):
+            return module.encode_images([by_path[p] for p in chunk]), None
+
+        emb, _ = cached_embeddings(self.caches[name], list(paths), encode, batch_size=len(paths))
+        return emb
+
+    def _text(self, images) -> tuple[dict, list[list]]:
+        """The OCR branch's input ({"text_emb", "has_text"}, repeated per view) and the boxes read."""
+        branch = self.model.branches[self.ocr]
+        boxes = branch.engine.read_batch([branch.transform()(img) for img in images]) if self.read_text else [[] for _ in images]
+        texts = [boxes_to_text(b)[: branch.config["max_chars"]] for b in boxes]
+        emb, has_text = branch.embed_texts(texts)
+        repeat = lambda t: t.repeat_interleave(self.views, dim=0)  # noqa: E731
+        return {"text_emb": repeat(emb), "has_text": repeat(has_text)}, boxes
