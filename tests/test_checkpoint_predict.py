@@ -97,6 +97,17 @@ def test_cache_skips_the_frozen_branch_and_changes_nothing(run, tmp_path, monkey
         assert a["predictions"][0]["probability"] == pytest.approx(c["predictions"][0]["probability"], rel=1e-5)
 
 
+def test_eval_reuses_the_vectors_training_cached(run, monkeypatch):
+    """Same branch, same preprocessing as saved in the checkpoint -> same cache entries."""
+    from geocli.branches.rgb import RGBBranch
+
+    calls = []
+    monkeypatch.setattr(RGBBranch, "encode_images", lambda self, *a, **k: calls.append(1))
+    geo = load_model(str(run / "run"), cache_dir=str(run / "cache"))
+    records = list(geo.predict([_photo(run), _photo(run, "r1_l2_v1.png")]))
+    assert calls == [] and all(r["ok"] and r["predictions"] for r in records)
+
+
 def test_eval_with_a_checkpoint_scores_every_image(run, tmp_path):
     args = ["eval", str(run / "data" / "manifest.csv"), "--model", str(run / "run"), "--format", "json",
             "--cache-dir", str(tmp_path / "c")]

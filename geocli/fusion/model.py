@@ -60,8 +60,14 @@ def build_branch_module(cfg: BranchConfig, pretrained: bool = True) -> nn.Module
     options = cfg.options if pretrained else _without_weights(cfg.options)
     branch = build_branch(cfg.registry_name, options, device="cpu")
     cfg.options = {**branch.config, **{k: cfg.options[k] for k in ("pretrained", "weights") if k in cfg.options}}
-    if getattr(branch, "preprocess", None) is not None:
+    if getattr(branch, "preprocess", None) is None:
+        return branch
+    if pretrained or not cfg.preprocess:
         cfg.preprocess = branch.preprocess.to_dict()
+    else:  # rebuilding a checkpoint: the pixels must look as they did for the weights it holds
+        from ..branches.base import Preprocess
+
+        branch.preprocess = Preprocess.from_dict(cfg.preprocess)
     return branch
 
 
