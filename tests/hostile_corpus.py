@@ -206,6 +206,7 @@ def valid_cases() -> list[Case]:
         Case("name with spaces.jpg", "file name with spaces", _writer(_jpeg_bytes)),
         Case("ünïcødé 東京.png", "unicode file name", _saver(_rgb, "PNG")),
         Case("new\nline.png", "file name with a newline", _saver(_rgb, "PNG")),
+        Case("line\u2028sep.png", "file name with U+2028 (a line break to str.splitlines)", _saver(_rgb, "PNG")),
         Case("UPPER.JPG", "upper-case extension", _writer(_jpeg_bytes)),
         Case("actually_png.jpg", "PNG bytes behind a .jpg name", _saver(_rgb, "PNG")),
     ]

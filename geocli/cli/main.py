@@ -59,7 +59,7 @@ def main(argv=None) -> None:
         exc.show()
         code = EXIT_USAGE
     except GeocliError as exc:
-        click.echo(f"geocli: error: {exc}", err=True)
+        click.echo(f"geocli: error: {' '.join(str(exc).split())}", err=True)  # one line, always
         code = EXIT_USAGE
     except KeyboardInterrupt:
         click.echo("geocli: interrupted", err=True)
