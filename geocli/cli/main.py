@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import GeocliError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141  # 128 + SIGINT / SIGPIPE, as shells report them
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 # name -> (module, function, one-line help)
 COMMANDS = {
@@ -64,15 +64,4 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         click.echo("geocli: interrupted", err=True)
         code = EXIT_INTERRUPTED
-    except BrokenPipeError:  # the reader went away (e.g. '| head'): stop quietly
-        _silence_stdout()
-        code = EXIT_BROKEN_PIPE
     sys.exit(code if isinstance(code, int) else EXIT_OK)
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
