@@ -29,9 +29,13 @@ def _deny(path_name: str):
     return guarded
 
 
+def _lines(stdout: str) -> list[dict]:
+    """JSONL records; split on \\n only (str.splitlines also breaks at U+2028, legal inside JSON strings)."""
+    return [json.loads(line) for line in stdout.split("\n") if line]
+
+
 def _records(stdout: str) -> dict[str, dict]:
-    records = [json.loads(line) for line in stdout.splitlines()]
-    return {os.path.basename(r["image"]): r for r in records}
+    return {os.path.basename(r["image"]): r for r in _lines(stdout)}
 
 
 def _clean(stderr: str) -> None:
@@ -54,8 +58,7 @@ def corpus_run(tmp_path_factory):
 def test_the_corpus_is_big_and_every_file_gets_exactly_one_record(corpus_run):
     folder, cases, result = corpus_run
     assert len(cases) >= 30
-    lines = result.stdout.splitlines()
-    assert sorted(json.loads(line)["image"] for line in lines) == sorted(str(folder / c.name) for c in cases)
+    assert sorted(r["image"] for r in _lines(result.stdout)) == sorted(str(folder / c.name) for c in cases)
     assert result.code == 1  # some failed
     _clean(result.stderr)
     assert f"{len(BROKEN)} of {len(cases)} images failed" in result.stderr
