@@ -87,7 +87,7 @@ def _truncated(fmt: str) -> Callable[[], bytes]:
     return make
 
 
-def _exif_jpeg(orientation: int | None = None, gps: dict | None = None, img: Image.Image | None = None) -> bytes:
+def exif_jpeg(orientation: int | None = None, gps: dict | None = None, img: Image.Image | None = None) -> bytes:
     exif = Image.Exif()
     if orientation is not None:
         exif[ORIENTATION] = orientation
@@ -126,7 +126,7 @@ def _tiff_strip_offsets_as_text() -> bytes:
 
 def _exif_gps_count_huge() -> bytes:
     """An EXIF GPS directory claiming 19970 entries (found by fuzzing: orientation raised TypeError)."""
-    data = bytearray(_exif_jpeg(orientation=6, gps={1: "N", 2: (1.0, 2.0, 3.0)}))
+    data = bytearray(exif_jpeg(orientation=6, gps={1: "N", 2: (1.0, 2.0, 3.0)}))
     tiff = data.index(b"Exif\x00\x00") + 6  # big-endian TIFF header follows
     pointer = data.index(b"\x88\x25\x00\x04\x00\x00\x00\x01", tiff) + 8
     data[tiff + struct.unpack_from(">I", data, pointer)[0]] = 0x4E
@@ -187,18 +187,18 @@ def valid_cases() -> list[Case]:
         Case("gray16.tif", "16-bit grayscale TIFF", _gray16_tiff),
         Case("float32.tif", "32-bit float TIFF (mode F)", _float_tiff),
         Case("plain.bmp", "BMP", _saver(_rgb, "BMP")),
-        Case("rotated.jpg", "EXIF orientation 6 (rotate 90)", _writer(lambda: _exif_jpeg(orientation=6)),
+        Case("rotated.jpg", "EXIF orientation 6 (rotate 90)", _writer(lambda: exif_jpeg(orientation=6)),
              size=(16, 24)),
         Case("orientation_bogus.jpg", "EXIF orientation 9 (no such value)",
-             _writer(lambda: _exif_jpeg(orientation=9)), size=(24, 16)),
-        Case("gps_ok.jpg", "EXIF GPS (Zagreb), a control", _writer(lambda: _exif_jpeg(gps=GOOD_GPS))),
+             _writer(lambda: exif_jpeg(orientation=9)), size=(24, 16)),
+        Case("gps_ok.jpg", "EXIF GPS (Zagreb), a control", _writer(lambda: exif_jpeg(gps=GOOD_GPS))),
         Case("gps_broken.jpg", "EXIF GPS with zero denominators",
-             _writer(lambda: _exif_jpeg(gps={1: "N", 2: (TiffImagePlugin.IFDRational(1, 0),) * 3,
+             _writer(lambda: exif_jpeg(gps={1: "N", 2: (TiffImagePlugin.IFDRational(1, 0),) * 3,
                                               3: "E", 4: (TiffImagePlugin.IFDRational(1, 0),) * 3}))),
         Case("gps_half.jpg", "EXIF GPS block without longitude",
-             _writer(lambda: _exif_jpeg(gps={1: "N", 2: _dms(45.0)}))),
+             _writer(lambda: exif_jpeg(gps={1: "N", 2: _dms(45.0)}))),
         Case("gps_out_of_range.jpg", "EXIF GPS latitude 200",
-             _writer(lambda: _exif_jpeg(gps={1: "N", 2: _dms(200.0), 3: "E", 4: _dms(15.0)}))),
+             _writer(lambda: exif_jpeg(gps={1: "N", 2: _dms(200.0), 3: "E", 4: _dms(15.0)}))),
         Case("exif_garbage.jpg", "JPEG with a garbage EXIF segment", _writer(_garbage_exif_jpeg)),
         Case("exif_gps_count_huge.jpg", "EXIF GPS directory claiming 19970 entries",
              _writer(_exif_gps_count_huge)),

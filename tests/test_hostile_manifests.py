@@ -111,7 +111,7 @@ def test_predict_then_eval_round_trips_hostile_file_names(tmp_path, fmt):
     """Names with newlines, U+2028, spaces and non-Latin letters survive predict's output and eval's reading."""
     names = ["new\nline.png", "line\u2028sep.png", "name with spaces.jpg", "ünïcødé 東京.png", "plain.jpg"]
     for name in names:  # each a JPEG with EXIF GPS, so each gets a guess to score
-        (tmp_path / name).write_bytes(H._exif_jpeg(gps=H.GOOD_GPS))
+        (tmp_path / name).write_bytes(H.exif_jpeg(gps=H.GOOD_GPS))
     with (tmp_path / "m.csv").open("w", encoding="utf-8", newline="") as f:
         csv.writer(f).writerows([("image", "lat", "lon"), *((n, 45.815, 15.9819) for n in names)])
     out = tmp_path / f"preds.{fmt}"
