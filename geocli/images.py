@@ -7,7 +7,9 @@ one-line reason, so a caller can record it per item and go on.
 """
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -45,15 +47,37 @@ def is_image_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
+def _error(reason: str, path: Path) -> ImageError:
+    """One line, whatever the reason or the file name hold (names may contain newlines)."""
+    shown = str(path) if str(path).isprintable() else repr(str(path))[1:-1]
+    return ImageError(f"{' '.join(reason.split())}: {shown}")
+
+
 def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise ImageError(f"no such file: {path}")
-    if path.is_dir():
-        raise ImageError(f"is a directory, not an image: {path}")
-    if not os.access(path, os.R_OK):
-        raise ImageError(f"permission denied: {path}")
-    if path.stat().st_size == 0:
-        raise ImageError(f"empty file (0 bytes): {path}")
+    """A regular, non-empty file, or an ``ImageError`` saying what it is instead.
+
+    Pipes and devices are refused before anything opens them: reading one could block forever.
+    """
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise _error(_stat_problem(path, exc), path) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise _error("is a directory, not an image", path)
+    if not stat.S_ISREG(info.st_mode):
+        raise _error("not a regular file (a pipe, socket or device)", path)
+    if info.st_size == 0:
+        raise _error("empty file (0 bytes)", path)
+
+
+def _stat_problem(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOENT:
+        return "broken symlink (its target is missing)" if path.is_symlink() else "no such file"
+    if exc.errno == errno.EACCES:
+        return "permission denied"
+    return f"cannot read file ({exc.strerror or exc})"
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -71,29 +95,44 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _orient(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; damaged EXIF leaves the pixels as stored rather than losing them."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except Exception:  # Pillow raises assorted types on corrupt EXIF (TypeError, struct.error ...)
+        return img
+
+
+def _decode(path: Path) -> Image.Image:
+    with Image.open(path) as img:
+        if img.width * img.height > MAX_PIXELS:
+            raise _error(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS})", path)
+        img.seek(0)
+        img.load()
+        return _to_rgb(_orient(img))
+
+
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open, orient and decode ``path`` to an RGB ``PIL.Image``; raise ``ImageError`` otherwise."""
+    """Open, orient and decode ``path`` to an RGB ``PIL.Image``; raise ``ImageError`` otherwise.
+
+    Any decoder failure becomes an ``ImageError``: one malformed file must never stop a run.
+    """
     path = Path(path)
     _check_file(path)
     if path.suffix.lower() in (".heic", ".heif", ".avif"):
         register_heif()
     try:
         with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": _orient copes
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise ImageError(
-                        f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS}): {path}"
-                    )
-                img.seek(0)
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return _to_rgb(img)
+            return _decode(path)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"image too large (decompression bomb guard): {path}") from None
+        raise _error("image too large (decompression bomb guard)", path) from None
     except UnidentifiedImageError:
-        raise ImageError(f"not a recognised image format: {path}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"cannot decode image ({exc.__class__.__name__}: {exc}): {path}") from None
+        raise _error("not a recognised image format", path) from None
+    except PermissionError:
+        raise _error("permission denied", path) from None
+    except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, TypeError, struct.error ...
+        raise _error(f"cannot decode image ({exc.__class__.__name__}: {exc})", path) from None

@@ -15,6 +15,7 @@ from .. import __version__
 from ..errors import GeocliError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 # name -> (module, function, one-line help)
 COMMANDS = {
@@ -53,14 +54,14 @@ def main(argv=None) -> None:
         code = cli.main(args=argv, prog_name="geocli", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("geocli: interrupted", err=True)
-        code = 130
+        code = EXIT_INTERRUPTED
     except click.ClickException as exc:
         exc.show()
         code = EXIT_USAGE
     except GeocliError as exc:
-        click.echo(f"geocli: error: {exc}", err=True)
+        click.echo(f"geocli: error: {' '.join(str(exc).split())}", err=True)  # one line, always
         code = EXIT_USAGE
     except KeyboardInterrupt:
         click.echo("geocli: interrupted", err=True)
-        code = 130
+        code = EXIT_INTERRUPTED
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .main import EXIT_ITEMS_FAILED, EXIT_OK
+from .main import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK
 from .options import add_options, checkpoint_model_options
 
 
@@ -45,7 +45,7 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
       geocli predict photos/ --model runs/croatia --map guesses.html
 
     Exit codes: 0 every image processed; 1 some images failed (see their error records);
-    2 usage error.
+    2 usage error (a named path that does not exist, no images at all); 130 interrupted.
     """
     from .. import load_model
     from ..engine.inputs import expand_inputs, require_inputs
@@ -62,13 +62,14 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     paths = expand_inputs(inputs, recursive=recursive, log=log)
     with GracefulInterrupt() as interrupt:
         failed, records = _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, map_path is not None)
-        if interrupt.requested:
-            log("interrupted: every finished result was written")
     if map_path:
         from ..report.maps import write_map
 
         write_map(records, map_path)
         log(f"map written to {map_path}")
+    if interrupt.requested:
+        log("interrupted: every finished result was written")
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_ITEMS_FAILED if failed else EXIT_OK)
 
 
@@ -77,12 +78,21 @@ def _model_options(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None and (v is not False or k == "cache")}
 
 
+def _open_output(path: str):
+    from ..errors import UsageError
+
+    try:
+        return open(path, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):
     """Write each record as it comes; return the failure count and (for the map) the records."""
     from ..report.console import log
     from ..report.writers import WRITERS
 
-    stream = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+    stream = _open_output(output) if output else sys.stdout
     writer = WRITERS[fmt](stream)
     failed, n, kept = 0, 0, []
     try:
@@ -96,7 +106,7 @@ def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool
         writer.close()
         if output:
             stream.close()
-    if n == 0:
+    if n == 0 and not interrupt.requested:
         from ..errors import UsageError
 
         raise UsageError("no images to process in the given inputs")

@@ -61,7 +61,7 @@ def _cells(ctx, param, value):
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder (default ~/.cache/geocli).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (under torchrun: one GPU per process).")
 @click.option("--num-workers", type=click.IntRange(0), help="Image-decoding worker processes.")
-@click.option("--resume", type=click.Path(exists=True, file_okay=False), help="Continue the run saved in this folder.")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run saved in this folder.")
 @format_option
 @click.pass_context
 def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branches, heads, cells, **plain):

@@ -6,6 +6,7 @@ row and the problem (rows are never dropped silently).
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -67,7 +68,13 @@ class Manifest:
 def _read_text(path: Path) -> str:
     if not path.is_file():
         raise DatasetNotFoundError(f"manifest not found: {path} (pass the CSV path, e.g. --data photos/manifest.csv)")
-    raw = path.read_bytes()
+    return decode_text(path.read_bytes())
+
+
+def decode_text(raw: bytes) -> str:
+    """UTF-8 (with or without BOM), UTF-16 with BOM (spreadsheets' "Unicode text"), else Latin-1."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -97,9 +104,9 @@ def _map_columns(header: list[str], source: str) -> dict[str, int]:
     return found
 
 
-def _parse_float(value: str, column: str, line: int, source: str) -> float:
+def _parse_float(value: str, column: str, line: int, source: str, decimal_comma: bool = False) -> float:
     try:
-        v = float(value)
+        v = float(value.replace(",", ".") if decimal_comma else value)
     except (TypeError, ValueError):
         raise ManifestError(f"{source}: line {line}: {column} is not a number: {value!r}") from None
     if math.isnan(v) or math.isinf(v):
@@ -116,7 +123,7 @@ def _resolve_image(value: str, root: Path, line: int, source: str) -> str:
         return str(p)
     if os.path.normpath(p).split(os.sep)[0] == os.pardir:
         raise ManifestError(f"{source}: line {line}: image path {value!r} points outside the root {root}")
-    return str(root / p)
+    return os.path.normpath(root / p)
 
 
 def _optional(row: list[str], cols: dict[str, int], name: str) -> str | None:
@@ -138,14 +145,14 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     source = str(path)
     root = Path(root) if root is not None else path.parent
     text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_sniff_delimiter(text))
-    header = next(reader, [])
+    delimiter = _sniff_delimiter(text)
+    header, rows = _read_rows(text, delimiter, source)
     cols = _map_columns(header, source)
-    rows = [(n, r) for n, r in enumerate(reader, start=2) if any(c.strip() for c in r)]
     if not rows:
         raise ManifestError(f"{source}: no data rows")
-    lat = np.array([_parse_float(_cell(r, cols["lat"]), "lat", n, source) for n, r in rows])
-    lon = np.array([_parse_float(_cell(r, cols["lon"]), "lon", n, source) for n, r in rows])
+    comma = delimiter != ","  # ';' or tab files from spreadsheets write 45,8 for 45.8
+    lat = np.array([_parse_float(_cell(r, cols["lat"]), "lat", n, source, comma) for n, r in rows])
+    lon = np.array([_parse_float(_cell(r, cols["lon"]), "lon", n, source, comma) for n, r in rows])
     line_numbers = [n for n, _ in rows]
     _check_ranges(lat, lon, line_numbers, header, cols, source)
     images = [_resolve_image(_cell(r, cols["image"]), root, n, source) for n, r in rows]
@@ -159,13 +166,24 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     )
 
 
+def _read_rows(text: str, delimiter: str, source: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and non-blank rows, each with the file line it ends on (quoted fields may span lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = next(reader, [])
+        rows = [(reader.line_num, r) for r in reader if any(c.strip() for c in r)]
+    except csv.Error as exc:
+        raise ManifestError(f"{source}: line {reader.line_num}: not readable as CSV ({exc})") from None
+    return header, rows
+
+
 def _cell(row: list[str], index: int) -> str:
     return row[index] if index < len(row) else ""
 
 
 def _check_ranges(lat, lon, lines, header, cols, source) -> None:
     bad_lat = np.flatnonzero(np.abs(lat) > 90)
-    if len(bad_lat) and (np.abs(lon) <= 90).all():
+    if _looks_swapped(lat, lon, len(bad_lat)):
         raise ManifestError(
             f"{source}: column {header[cols['lat']]!r} holds impossible latitudes (e.g. {lat[bad_lat[0]]} on "
             f"line {lines[bad_lat[0]]}) while {header[cols['lon']]!r} fits latitude: the LAT/LON header looks "
@@ -178,6 +196,11 @@ def _check_ranges(lat, lon, lines, header, cols, source) -> None:
     if len(bad_lon):
         i = bad_lon[0]
         raise ManifestError(f"{source}: line {lines[i]}: longitude {lon[i]} outside [-180, 180]")
+
+
+def _looks_swapped(lat: np.ndarray, lon: np.ndarray, n_bad: int) -> bool:
+    """Swapping would make every row valid, and enough rows are wrong that a typo is unlikely."""
+    return n_bad >= max(2, 0.01 * len(lat)) and bool((np.abs(lon) <= 90).all() and (np.abs(lat) <= 180).all())
 
 
 def _check_duplicates(images: list[str], lines: list[int], source: str) -> None:

@@ -15,6 +15,7 @@ import json
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..config import ModelConfig
@@ -78,8 +79,21 @@ def load_checkpoint(directory, device: str = "cpu"):
     config = ModelConfig.from_dict(read_checkpoint_config(folder)["model"])
     with offline_mode():  # the architecture only: nothing may be fetched
         model = GeoModel(config, pretrained=False)
-    load_model(model, str(folder / WEIGHTS_FILE), strict=True, device=str(device))
+    with unreadable_as_error(folder / WEIGHTS_FILE, "cannot load the weights"):
+        load_model(model, str(folder / WEIGHTS_FILE), strict=True, device=str(device))
     return model.to(device).eval()
+
+
+@contextmanager
+def unreadable_as_error(path: Path, what: str):
+    """A damaged or mismatched tensor file becomes one ``GeocliError`` line naming it."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as exc:
+        reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
+        raise GeocliError(f"{path}: {what} ({reason}); the file is damaged or not from this model") from None
 
 
 def _checkpoint_folder(directory) -> Path:

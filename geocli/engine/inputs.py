@@ -1,7 +1,8 @@
 """Turning what the user typed (files, folders, globs, ``-`` for stdin) into image paths.
 
-Explicitly named files are always attempted (a wrong one becomes an error record); inside
-folders only files with image extensions are taken. Symlink loops are not followed, duplicates
+A path named on the command line must exist (else a usage error, raised before any work);
+existing files are always attempted (a broken one becomes an error record), as are paths read
+from stdin, present or not; inside folders only names with image extensions are taken. Symlink loops are not followed, duplicates
 are dropped (first occurrence kept) and every skip is reported through ``log``.
 """
 from __future__ import annotations
@@ -25,10 +26,18 @@ def _stdin_paths(stream) -> Iterator[str]:
             yield line
 
 
+def _not_a_folder(entry: os.DirEntry) -> bool:
+    """Files, and links that lead nowhere (loops, dangling): the image loader says what is wrong."""
+    try:
+        return not entry.is_dir()
+    except OSError:
+        return True
+
+
 def _walk_folder(folder: Path, recursive: bool, log: Log) -> Iterator[str]:
     if not recursive:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        yield from (e.path for e in entries if e.is_file() and is_image_path(e.name))
+        yield from (e.path for e in entries if is_image_path(e.name) and _not_a_folder(e))
         return
     seen_dirs = set()
     for root, dirs, files in os.walk(folder, followlinks=True):
@@ -44,18 +53,18 @@ def _walk_folder(folder: Path, recursive: bool, log: Log) -> Iterator[str]:
 
 def _expand_one(arg: str, recursive: bool, log: Log) -> Iterator[str]:
     path = Path(arg)
-    if path.is_dir():
+    if os.path.isdir(path):
         found = list(_walk_folder(path, recursive, log))
         if not found:
             hint = "" if recursive else " (use --recursive for subfolders)"
             log(f"no images in folder {arg}{hint}")
         yield from found
-    elif not path.exists() and glob.has_magic(arg):
+    elif not os.path.lexists(path) and glob.has_magic(arg):
         matches = sorted(glob.glob(arg, recursive=recursive))
         if not matches:
             log(f"no files match {arg}")
         for m in matches:
-            yield from _expand_one(m, recursive, log) if Path(m).is_dir() else [m]
+            yield from _expand_one(m, recursive, log) if os.path.isdir(m) else [m]
     else:
         yield arg  # a file, or a missing path that becomes an error record
 
@@ -76,5 +85,10 @@ def expand_inputs(args: Iterable[str], recursive: bool = False, log: Log = print
 
 
 def require_inputs(args: tuple[str, ...]) -> None:
+    """Refuse an empty command line, or a named path that does not exist (globs may match nothing)."""
     if not args:
         raise UsageError("no inputs: give image files, folders, globs, or - to read paths from stdin")
+    missing = [a for a in args if a != "-" and not os.path.lexists(a) and not glob.has_magic(a)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UsageError(f"no such file or folder: {missing[0]}{more}")

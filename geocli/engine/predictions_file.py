@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..datasets.manifest import decode_text
 from ..errors import DatasetNotFoundError, ManifestError
 from ..geo.distance import validate_coordinates
 
@@ -28,13 +30,21 @@ def read_predictions(path: str | Path) -> list[PredictedImage]:
     path = Path(path)
     if not path.is_file():
         raise DatasetNotFoundError(f"predictions file not found: {path}")
-    text = path.read_text(encoding="utf-8-sig")
+    text = decode_text(path.read_bytes())
     stripped = text.lstrip()
     if stripped.startswith("["):
-        return [from_record(r, path, i) for i, r in enumerate(json.loads(stripped), start=1)]
-    if stripped.startswith("{"):
-        return [_from_jsonl_line(line, path, n) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        return [from_record(r, path, i) for i, r in enumerate(_json_array(stripped, path), start=1)]
+    if stripped.startswith("{"):  # split on \n only: JSON strings may hold U+2028 and other line breaks
+        return [_from_jsonl_line(line, path, n) for n, line in enumerate(text.split("\n"), 1) if line.strip()]
     return _from_csv(text, path)
+
+
+def _json_array(text: str, path: Path) -> list:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}: line {exc.lineno}: not valid JSON ({exc.msg}); a --format json file "
+                            "cut short by an interrupted run cannot be read, --format jsonl can") from None
 
 
 def _from_jsonl_line(line: str, path: Path, n: int) -> PredictedImage:
@@ -49,13 +59,25 @@ def from_record(record: dict, path: Path | str = "<predictions>", n: int = 0) ->
     """A ``geocli predict`` result record as ranked guesses."""
     if not isinstance(record, dict) or "image" not in record:
         raise ManifestError(f"{path}: record {n}: expected an object with an 'image' key")
-    ranked = sorted(record.get("predictions") or [], key=lambda p: p.get("rank", 0))
+    guesses = record.get("predictions") or []
+    if not isinstance(guesses, list) or not all(isinstance(p, dict) for p in guesses):
+        raise ManifestError(f"{path}: record {n}: 'predictions' must be a list of objects with lat and lon")
+    ranked = sorted(guesses, key=lambda p: _parse_rank(p.get("rank"), path, n))
     item = PredictedImage(str(record["image"]))
     for p in ranked:
         _add_guess(item, p.get("lat"), p.get("lon"), p.get("country"), path, n)
     heads = sorted(record.get("country_head") or [], key=lambda c: c.get("rank", 0))
     item.countries = [str(c["country"]).upper() for c in heads if isinstance(c, dict) and c.get("country")]
     return item
+
+
+def _parse_rank(value, path: Path, n: int) -> int:
+    if value in (None, ""):
+        return 1
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ManifestError(f"{path}: record {n}: rank is not a whole number: {value!r}") from None
 
 
 def _add_guess(item: PredictedImage, lat, lon, country, path: Path, n: int) -> None:
@@ -70,14 +92,17 @@ def _add_guess(item: PredictedImage, lat, lon, country, path: Path, n: int) -> N
 
 
 def _from_csv(text: str, path: Path) -> list[PredictedImage]:
-    rows = list(csv.DictReader(text.splitlines()))
+    try:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise ManifestError(f"{path}: not readable as CSV ({exc})") from None
     fields = {k.strip().lower(): k for k in (rows[0].keys() if rows else [])}
     missing = [c for c in ("image", "lat", "lon") if c not in fields]
     if missing:
         raise ManifestError(f"{path}: predictions CSV lacks column(s) {', '.join(missing)} (need image,lat,lon)")
     grouped: dict[str, list[tuple[int, int, dict]]] = defaultdict(list)
     for n, row in enumerate(rows, start=2):
-        rank = int(row.get(fields.get("rank", ""), "") or 1) if "rank" in fields else 1
+        rank = _parse_rank(row.get(fields["rank"]), path, n) if "rank" in fields else 1
         grouped[row[fields["image"]]].append((rank, n, row))
     items = []
     for image, entries in grouped.items():

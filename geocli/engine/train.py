@@ -24,7 +24,7 @@ from . import train_data as D
 from . import train_setup as S
 from .cache import EmbeddingCache, branch_key, cached_embeddings
 from .distributed import barrier, init_distributed, mean_over_ranks
-from .train_state import load_run_state, save_run
+from .train_state import find_run_folder, load_run_state, save_run
 
 
 @dataclass
@@ -92,8 +92,8 @@ class Trainer:
         from ..fusion.model import GeoModel
         from .checkpoint import load_checkpoint
 
-        if state is not None:
-            return load_checkpoint(self.resume, device=str(self.device)).train()
+        if state is not None:  # the folder, or the twin a kill mid-save left
+            return load_checkpoint(find_run_folder(self.resume), device=str(self.device)).train()
         labels = D.build_label_spaces(self.train_m, self.cfg.heads, self.cfg.cells)
         if labels.hierarchy is not None:
             sizes = ", ".join(f"{p.name} {len(p)}" for p in labels.hierarchy.partitions)

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GeocliError
-from .checkpoint import _swap_in, save_checkpoint
+from .checkpoint import _swap_in, save_checkpoint, unreadable_as_error
 
 STATE_JSON = "train_state.json"
 STATE_TENSORS = "train_state.safetensors"
@@ -107,6 +107,8 @@ def load_run_state(folder) -> dict:
     from safetensors.torch import load_file
 
     path = find_run_folder(folder)
-    plain = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
-    tensors = load_file(str(path / STATE_TENSORS)) if (path / STATE_TENSORS).is_file() else {}
-    return join_state(plain, tensors)
+    with unreadable_as_error(path / STATE_JSON, "cannot read the training state"):
+        plain = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
+    with unreadable_as_error(path / STATE_TENSORS, "cannot read the training state"):
+        tensors = load_file(str(path / STATE_TENSORS)) if (path / STATE_TENSORS).is_file() else {}
+        return join_state(plain, tensors)

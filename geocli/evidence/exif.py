@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -102,13 +104,25 @@ def _gps(exif: Image.Exif, notes: list[str]) -> tuple[float, float] | None:
     return round(lat, 7), round(lon, 7)
 
 
+@contextmanager
+def _noting_damage(notes: list[str]):
+    """Pillow warns (rather than raises) about damaged EXIF: a note for the user, not noise on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        yield
+    damaged = [w for w in caught if issubclass(w.category, UserWarning)]
+    if damaged:
+        notes.append(f"EXIF is damaged ({' '.join(str(damaged[0].message).split())}); used what could be read")
+
+
 def exif_from_image(image: Image.Image) -> ExifInfo:
     """EXIF of an opened image; never raises."""
     info = ExifInfo()
     try:
-        exif = image.getexif()
-        info.camera, info.datetime = _camera(exif), _datetime(exif)
-        info.gps = _gps(exif, info.notes)
+        with _noting_damage(info.notes):
+            exif = image.getexif()
+            info.camera, info.datetime = _camera(exif), _datetime(exif)
+            info.gps = _gps(exif, info.notes)
     except Exception as exc:  # Pillow raises many types on corrupt EXIF; evidence must not crash
         info.notes.append(f"EXIF is unreadable ({type(exc).__name__}); ignored")
     return info
@@ -117,9 +131,12 @@ def exif_from_image(image: Image.Image) -> ExifInfo:
 def read_exif(path: str | os.PathLike | None, image: Image.Image | None = None) -> ExifInfo:
     """EXIF from the file at ``path`` (decoded images may have lost it), else from ``image``."""
     if path is not None and os.path.isfile(path):
+        notes: list[str] = []
         try:
-            with Image.open(path) as img:
-                return exif_from_image(img)
+            with _noting_damage(notes), Image.open(path) as img:  # JPEG reads EXIF on open
+                info = exif_from_image(img)
         except Exception as exc:  # unreadable file: the image loader reports it; here just a note
             return ExifInfo(notes=[f"EXIF is unreadable ({type(exc).__name__}); ignored"])
+        info.notes = [*info.notes, *notes]
+        return info
     return exif_from_image(image) if image is not None else ExifInfo()
