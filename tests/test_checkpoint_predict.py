@@ -149,8 +149,8 @@ def _main(args, capsys) -> tuple[int, str]:
     return exit_info.value.code, capsys.readouterr().err
 
 
-def test_checkpoint_only_options_are_refused_for_builtin_models(capsys):
-    code, err = _main(["predict", "x.jpg", "--tta", "five-crop"], capsys)
+def test_checkpoint_only_options_are_refused_for_builtin_models(run, capsys):
+    code, err = _main(["predict", _photo(run), "--tta", "five-crop"], capsys)
     assert code == 2 and err.count("\n") == 1
     assert "checkpoint models only" in err and "Traceback" not in err
 
