@@ -38,14 +38,14 @@ def save_checkpoint(model, directory, extra: dict | None = None) -> Path:
         document = {"format": FORMAT, "model": model.config.to_dict(), **(extra or {})}
         (tmp / CONFIG_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
         save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        _swap_in(tmp, target)
+        swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
 
 
-def _swap_in(tmp: Path, target: Path) -> None:
+def swap_in(tmp: Path, target: Path) -> None:
     """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
     if not target.exists():
         tmp.rename(target)

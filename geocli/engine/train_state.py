@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import GeocliError
-from .checkpoint import _swap_in, save_checkpoint, unreadable_as_error
+from .checkpoint import swap_in, save_checkpoint, unreadable_as_error
 
 STATE_JSON = "train_state.json"
 STATE_TENSORS = "train_state.safetensors"
@@ -81,7 +81,7 @@ def save_run(model, folder, state: dict, extra: dict | None = None) -> Path:
         tensors, plain = split_state(state)
         save_file(tensors, str(staging / STATE_TENSORS))
         (staging / STATE_JSON).write_text(json.dumps(plain, indent=1), encoding="utf-8")
-        _swap_in(staging, target)
+        swap_in(staging, target)
     except BaseException:
         import shutil
 
