@@ -135,9 +135,12 @@ class HeadConfig(ConfigBase):
 
 @dataclass
 class LabelSpaces(ConfigBase):
-    """What the classifiers' outputs mean: ISO country codes, geocell tables, scene names."""
+    """What the classifiers' outputs mean: ISO country codes, geocell tables, scene names.
+    ``country_points``: per country, the (lat, lon) a country guess is placed at (the spherical mean
+    of its training photos), so a country-only model still has a coordinate to score."""
 
     countries: list[str] = field(default_factory=list)
+    country_points: list[list[float]] = field(default_factory=list)
     geocells: dict | None = None  # GeocellHierarchy.to_dict()
     scenes: list[str] = field(default_factory=lambda: list(DEFAULT_SCENES))
 

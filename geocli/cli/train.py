@@ -75,7 +75,7 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
       torchrun --nproc_per_node 4 -m geocli train --data m.csv --out runs/ddp --finetune
     """
     from ..config import TrainConfig
-    from ..engine.recipes import load_recipe, merge_settings, read_settings
+    from ..engine.recipes import load_recipe, merge_training_layers, read_settings
     from ..engine.train import resume_settings, train as run_training
 
     flags = {k: v for k, v in plain.items() if v is not None and ctx.get_parameter_source(k).name != "DEFAULT"}
@@ -84,7 +84,7 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
         flags["trainable"] = unfreeze_last or trainable
     layers = [resume_settings(resume) if resume else {}, load_recipe(recipe) if recipe else {},
               read_settings(config_file, "config") if config_file else {}, flags]
-    settings = merge_settings(*layers)
+    settings = merge_training_layers(*layers)
     settings.setdefault("out", resume or "")
     if not settings.get("data") or not settings.get("out"):
         raise click.UsageError("give --data MANIFEST and --out DIR (or --resume DIR)")

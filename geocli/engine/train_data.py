@@ -76,11 +76,21 @@ def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]]
     """Country list, geocell hierarchy and scene names, all from the training samples."""
     labels = LabelSpaces()
     if "country" in heads:
-        labels.countries = sorted({c for c in manifest_countries(train) if c})
+        codes = manifest_countries(train)
+        labels.countries = sorted({c for c in codes if c})
+        labels.country_points = country_points(train, codes, labels.countries)
     if any(h in heads for h in ("geocell", "grid_regression")):
         hierarchy = GeocellHierarchy.build(train.lat, train.lon, cell_specs(len(train), cells))
         labels.geocells = hierarchy.to_dict()
     return labels
+
+
+def country_points(train: Manifest, codes: list, countries: list[str]) -> list[list[float]]:
+    """The spherical mean of each country's training photos (where a country guess is placed)."""
+    from ..geo.distance import mean_coordinate
+
+    codes = np.asarray([c or "" for c in codes], dtype=object)
+    return [list(map(float, mean_coordinate(train.lat[codes == c], train.lon[codes == c]))) for c in countries]
 
 
 def manifest_targets(labels: LabelSpaces, manifest: Manifest, heads: list[str]) -> dict:

@@ -18,7 +18,9 @@ ALWAYS_USED_HEADS = ("country", "geocell", "scene", "grid_regression", "regressi
 
 def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
     """One branch from the CLI-level settings (model names, weights, trainable) + ``branch_options``."""
-    trainable = cfg.trainable if name in ("rgb", "clip") else "freeze"
+    fusion = FusionConfig.from_dict(cfg.fusion)
+    paired = fusion.name == "translocator" and name in fusion.pair  # a TransLocator pair trains together
+    trainable = cfg.trainable if name in ("rgb", "clip") or paired else "freeze"
     if name == "rgb":
         options = {"model": cfg.rgb_model, "pretrained": not cfg.rgb_weights, "weights": cfg.rgb_weights}
     elif name == "clip":
