@@ -63,7 +63,7 @@ def tiny_overrides(recipe: dict, tmp_path) -> dict:
 
 
 def run_recipe(name: str, tmp_path, **extra) -> tuple[dict, object]:
-    data = T.make_manifest(tmp_path / "data", locations=3)  # 27 photos: seconds per recipe
+    data = T.make_manifest(tmp_path / "data")
     overrides = {**tiny_overrides(load_recipe(name), tmp_path), **extra}
     (tmp_path / "tiny.json").write_text(json.dumps(overrides))
     args = ["train", "--recipe", name, "--config", str(tmp_path / "tiny.json"), "--data", str(data),
