@@ -135,9 +135,12 @@ class HeadConfig(ConfigBase):
 
 @dataclass
 class LabelSpaces(ConfigBase):
-    """What the classifiers' outputs mean: ISO country codes, geocell tables, scene names."""
+    """What the classifiers' outputs mean: ISO country codes, geocell tables, scene names.
+    ``country_points``: per country, the (lat, lon) a country guess is placed at (the spherical mean
+    of its training photos), so a country-only model still has a coordinate to score."""
 
     countries: list[str] = field(default_factory=list)
+    country_points: list[list[float]] = field(default_factory=list)
     geocells: dict | None = None  # GeocellHierarchy.to_dict()
     scenes: list[str] = field(default_factory=lambda: list(DEFAULT_SCENES))
 
@@ -228,7 +231,8 @@ class ModelConfig(ConfigBase):
 
 
 TRAIN_OPTIMIZERS = ("adamw", "sgd")
-TRAIN_SCHEDULERS = ("cosine", "plateau", "none")
+TRAIN_SCHEDULERS = ("cosine", "plateau", "step", "none")
+TRAIN_SAMPLERS = ("uniform", "class-balanced", "places")
 
 
 @dataclass
@@ -241,7 +245,13 @@ class TrainConfig(ConfigBase):
     ``split``: "group" / "spatial-kmeans" / "random"; None picks group when the manifest has
     location ids, else spatial-kmeans. ``backbone_lr_scale`` multiplies ``lr`` for branch weights
     (differential learning rates); ``class_weights="inverse-frequency"`` weights the classifier
-    losses by 1/class frequency; ``sampler="class-balanced"`` draws classes equally often.
+    losses by 1/class frequency; ``sampler="class-balanced"`` draws classes equally often;
+    ``sampler="places"`` builds P x K batches (``batch_size / images_per_place`` places, each with
+    ``images_per_place`` photos) from ``location_id`` groups, else from photos clustered within
+    ``place_radius_km`` (retrieval training). ``head_options`` / ``head_weights``: per-head
+    constructor options (e.g. ``{"country": {"hidden": [512], "dropout": 0.5}}``) and loss weights.
+    ``scheduler="step"`` multiplies the lr by ``step_gamma`` every ``step_epochs`` epochs.
+    ``train_metrics``: also score the training images (eval mode) after every epoch.
     """
 
     data: str = ""
@@ -261,6 +271,8 @@ class TrainConfig(ConfigBase):
     clip_model: str = "ViT-B-32"
     clip_weights: str | None = None
     branch_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    head_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    head_weights: dict[str, float] = field(default_factory=dict)
     fusion: dict[str, Any] = field(default_factory=dict)
     trainable: str | int = "freeze"
     epochs: int = 10
@@ -273,9 +285,14 @@ class TrainConfig(ConfigBase):
     scheduler: str = "cosine"
     plateau_patience: int = 2
     plateau_factor: float = 0.1
+    step_epochs: int = 5
+    step_gamma: float = 1 / 3
     label_smoothing: float = 0.1
     class_weights: str = "none"
     sampler: str = "class-balanced"
+    images_per_place: int = 4
+    place_radius_km: float = 0.025
+    train_metrics: bool = False
     crop_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
     rotation: float = 20.0
     flip: bool = False
@@ -293,11 +310,33 @@ class TrainConfig(ConfigBase):
             raise UsageError(f"scheduler must be one of {TRAIN_SCHEDULERS}, not {self.scheduler!r}")
         if self.class_weights not in ("none", "inverse-frequency"):
             raise UsageError("class_weights must be 'none' or 'inverse-frequency'")
-        if self.sampler not in ("uniform", "class-balanced"):
-            raise UsageError("sampler must be 'uniform' or 'class-balanced'")
+        if self.sampler not in TRAIN_SAMPLERS:
+            raise UsageError(f"sampler must be one of {TRAIN_SAMPLERS}, not {self.sampler!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise UsageError("epochs and batch_size must be >= 1 and lr > 0")
+        self._check_heads()
+        self._check_places()
+        if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
+            raise UsageError("step_epochs must be >= 1 and step_gamma in (0, 1]")
         if self.tta not in TTA_MODES:
             raise UsageError(f"tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
         if isinstance(self.trainable, str) and self.trainable not in ("freeze", "finetune"):
             raise UsageError(f"trainable must be 'freeze', 'finetune' or a block count, not {self.trainable!r}")
+
+    def _check_heads(self) -> None:
+        """``head_options`` / ``head_weights`` may only name heads this run trains."""
+        for key in ("head_options", "head_weights"):
+            stray = sorted(set(getattr(self, key)) - set(self.heads))
+            if stray:
+                raise UsageError(f"{key} names heads {stray} that are not trained; heads: {self.heads}")
+        if any(not isinstance(v, dict) for v in self.head_options.values()):
+            raise UsageError("head_options: one JSON object of options per head")
+        if any(not isinstance(w, (int, float)) or w < 0 for w in self.head_weights.values()):
+            raise UsageError("head_weights: one number >= 0 per head")
+
+    def _check_places(self) -> None:
+        if self.images_per_place < 2 or self.place_radius_km <= 0:
+            raise UsageError("images_per_place must be >= 2 and place_radius_km > 0")
+        if self.sampler == "places" and (self.batch_size % self.images_per_place or self.batch_size < 2 * self.images_per_place):
+            raise UsageError(f"sampler 'places' needs batch_size a multiple of images_per_place "
+                             f"({self.images_per_place}) holding at least two places, not {self.batch_size}")

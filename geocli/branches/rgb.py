@@ -5,10 +5,13 @@ file (``weights=``: safetensors or a plain state dict), weights shipped in a pip
 (``tf_efficientnet_lite0.in1k``, see ``packaged.py``), or random init.
 
 For ViTs the token path is exposed so a fusion can step through the blocks itself:
-``pool_tokens(run_blocks(tokens_in(x))) == forward(x)``.
+``pool_tokens(run_blocks(tokens_in(x))) == forward(x)``. CNNs hand their last feature map's
+positions out as tokens (``feature_tokens``), which is what MixVPR aggregates on ResNets.
+``final_norm=False`` trims a ViT's final LayerNorm (DINO-Mix uses DINOv2 without norm and head).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import torch
@@ -71,15 +74,19 @@ class RGBBranch(Branch):
         keep_head: bool = False,
         image_size: int | None = None,
         model_kwargs: dict[str, Any] | None = None,
+        final_norm: bool = True,
     ) -> None:
         super().__init__()
         self._config = dict(
             model=model, pretrained=pretrained, weights=weights, trainable=trainable,
             keep_head=keep_head, image_size=image_size, model_kwargs=dict(model_kwargs or {}),
+            final_norm=final_norm,
         )
         self.model, self.preprocess = self._create(model, pretrained, weights, dict(model_kwargs or {}), image_size)
         if not keep_head:
             self.model.reset_classifier(0)
+        if not final_norm:
+            self._trim_norm()
         self.out_dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         self.set_trainable(trainable)
 
@@ -108,6 +115,12 @@ class RGBBranch(Branch):
             return model, pre
         return model, _timm_preprocess(model, image_size)
 
+    def _trim_norm(self) -> None:
+        """Replace the final LayerNorm with identity (after the weights are loaded)."""
+        if not isinstance(getattr(self.model, "norm", None), nn.LayerNorm):
+            raise UsageError(f"{self._config['model']}: final_norm=False needs a ViT with a final LayerNorm")
+        self.model.norm = nn.Identity()
+
     def backbone(self) -> nn.Module:
         return self.model
 
@@ -128,6 +141,22 @@ class RGBBranch(Branch):
         if not self._config["keep_head"]:
             raise UsageError("classify() needs the classifier: build the branch with keep_head=True")
         return self.model(x)
+
+    @property
+    def num_tokens(self) -> int | None:
+        """Patch tokens per image: a ViT's patches, or the positions of a CNN's last feature map."""
+        if self.has_tokens:
+            return int(self.model.patch_embed.num_patches)
+        info = getattr(self.model, "feature_info", None)
+        if not info:
+            return None
+        side = math.ceil(self.preprocess.image_size / int(info[-1]["reduction"]))
+        return side * side
+
+    def feature_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A CNN's pooled embedding (B, out_dim) and its last feature map as tokens (B, H*W, C)."""
+        fmap = self.model.forward_features(x)
+        return self.model.forward_head(fmap, pre_logits=True), fmap.flatten(2).transpose(1, 2)
 
     # ---- token access for fusion (timm VisionTransformer family and BEiT) ----
     @property

@@ -13,8 +13,9 @@ BACKBONES = (
     ("tf_efficientnet_lite2.in1k", "ImageNet EfficientNet-Lite2 (weights ship in a pip package)"),
     ("vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16 (TransLocator, ViT-city)"),
     ("vit_base_patch14_dinov2.lvd142m", "DINOv2 ViT-B/14 (DINOv2 recipes, DINO-Mix)"),
-    ("beitv2_base_patch16_224.in1k_ft_in22k_in1k", "BEiT v2 (BEiT regression)"),
-    ("resnet50.a1_in1k", "ResNet-50 (ResNet regression)"),
+    ("vit_large_patch16_224.orig_in21k", "ViT-L/16 ImageNet-21k (ViT + CLIP MLP)"),
+    ("beit_base_patch16_224.in22k_ft_in22k_in1k", "BEiT-Base (BEiT regression)"),
+    ("resnet50.tv_in1k", "ResNet-50, torchvision weights (ResNet regression)"),
 )
 
 
@@ -30,7 +31,35 @@ def _recipes() -> list[dict]:
 
 
 def _recipe_summary(recipe: dict) -> dict:
-    return {"description": recipe.get("description", ""), "source": recipe.get("source", "")}
+    train = recipe.get("train", recipe)
+    return {"description": recipe.get("description", ""), "source": recipe.get("source", ""),
+            "backbones": [{"branch": b, "name": s.name, "available": s.available, "where": s.where}
+                          for b, s in recipe_weights(train)]}
+
+
+def recipe_weights(train: dict) -> list[tuple]:
+    """(branch, WeightsStatus) for every pretrained model a recipe's branches load."""
+    from ..config import TrainConfig
+    from ..engine.availability import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
+
+    defaults = TrainConfig()
+    options = train.get("branch_options", {})
+    out = []
+    for branch in train.get("branches", defaults.branches):
+        opts = options.get(branch, {})
+        if branch == "rgb":
+            out.append((branch, timm_weights(opts.get("model", train.get("rgb_model", defaults.rgb_model)))))
+        elif branch == "seg":
+            out.append((branch, timm_weights(opts.get("model", "vit_base_patch16_224"))))
+            if opts.get("segmenter") == "segformer":
+                out.append((branch, hf_model_weights(opts.get("segmenter_options", {}).get(
+                    "model", "nvidia/segformer-b0-finetuned-ade-512-512"))))
+        elif branch == "clip":
+            model = opts.get("model", train.get("clip_model", defaults.clip_model))
+            out.append((branch, open_clip_weights(model, train.get("clip_weights") or "openai")))
+        elif branch == "ocr":
+            out.append((branch, text_model_weights(opts.get("text_model"))))
+    return out
 
 
 def _rows() -> dict:
@@ -76,6 +105,8 @@ def models(fmt):
         table = Table(title="recipes (geocli train --recipe NAME)", title_justify="left")
         table.add_column("name", no_wrap=True)
         table.add_column("what")
+        table.add_column("weights it needs (here?)", overflow="fold")
         for r in data["recipes"]:
-            table.add_row(r["name"], r["description"])
+            needs = "\n".join(f"{b['name']} ({'yes' if b['available'] else 'no'})" for b in r["backbones"])
+            table.add_row(r["name"], r["description"], needs)
         console.print(table)

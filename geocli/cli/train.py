@@ -43,10 +43,10 @@ def _cells(ctx, param, value):
 @click.option("--backbone-lr-scale", type=click.FloatRange(0), help="Branch lr = lr x this (default 0.1).")
 @click.option("--weight-decay", type=click.FloatRange(0))
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]))
-@click.option("--scheduler", type=click.Choice(["cosine", "plateau", "none"]))
+@click.option("--scheduler", type=click.Choice(["cosine", "plateau", "step", "none"]))
 @click.option("--label-smoothing", type=click.FloatRange(0, 1))
 @click.option("--class-weights", type=click.Choice(["none", "inverse-frequency"]))
-@click.option("--sampler", type=click.Choice(["uniform", "class-balanced"]))
+@click.option("--sampler", type=click.Choice(["uniform", "class-balanced", "places"]), help="places: P x K batches of images_per_place photos per place (retrieval).")
 @click.option("--freeze", "trainable", flag_value="freeze", help="Frozen branches, embedded once (cached).")
 @click.option("--finetune", "trainable", flag_value="finetune", help="Train the branches too.")
 @click.option("--unfreeze-last", type=click.IntRange(1), help="Train only the last N blocks of the branches.")
@@ -75,7 +75,7 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
       torchrun --nproc_per_node 4 -m geocli train --data m.csv --out runs/ddp --finetune
     """
     from ..config import TrainConfig
-    from ..engine.recipes import load_recipe, merge_settings, read_settings
+    from ..engine.recipes import load_recipe, merge_training_layers, read_settings
     from ..engine.train import resume_settings, train as run_training
 
     flags = {k: v for k, v in plain.items() if v is not None and ctx.get_parameter_source(k).name != "DEFAULT"}
@@ -84,7 +84,7 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
         flags["trainable"] = unfreeze_last or trainable
     layers = [resume_settings(resume) if resume else {}, load_recipe(recipe) if recipe else {},
               read_settings(config_file, "config") if config_file else {}, flags]
-    settings = merge_settings(*layers)
+    settings = merge_training_layers(*layers)
     settings.setdefault("out", resume or "")
     if not settings.get("data") or not settings.get("out"):
         raise click.UsageError("give --data MANIFEST and --out DIR (or --resume DIR)")

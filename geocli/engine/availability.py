@@ -46,6 +46,23 @@ def timm_weights(name: str) -> WeightsStatus:
     return WeightsStatus(name, hit is not None, hit or f"downloads from hf.co/{hub_id}, or pass a local file")
 
 
+def hf_model_weights(repo_id: str) -> WeightsStatus:
+    """A transformers model on the Hugging Face hub (e.g. a SegFormer segmenter)."""
+    hit = _hf_cached(repo_id, ("model.safetensors", "pytorch_model.bin"))
+    return WeightsStatus(repo_id, hit is not None, hit or f"downloads from hf.co/{repo_id}, or pass a local folder")
+
+
+def text_model_weights(name: str | None) -> WeightsStatus:
+    """The OCR branch's sentence-transformers model: the packaged MiniLM, a folder, or the hub."""
+    from ..ocr.embed import PACKAGED_MINILM, packaged_minilm_dir
+
+    local = packaged_minilm_dir()
+    if name in (None, PACKAGED_MINILM) and local is not None:
+        return WeightsStatus(PACKAGED_MINILM, True, str(local))
+    repo = name or f"sentence-transformers/{PACKAGED_MINILM}"
+    return hf_model_weights(repo if "/" in repo else f"sentence-transformers/{repo}")
+
+
 def open_clip_weights(model: str, tag: str) -> WeightsStatus:
     import open_clip
 

@@ -1,5 +1,9 @@
 """A checkpoint is a folder: ``config.json`` + ``model.safetensors``.
 
+Heads that search reference photos (retrieval) keep their index beside the weights in
+``references.safetensors`` (``HEAD.descriptors`` (N, D), ``HEAD.coords`` (N, 2) float64): data, not
+parameters, but without it the folder could not predict.
+
 ``config.json`` holds ``{"format": "geocli-model", "model": ModelConfig, ...extra}``: architecture,
 branch settings and preprocessing, label spaces (country list, geocell tables, scene names) and
 prediction settings, so ``load_checkpoint(dir)`` rebuilds the model from the folder alone, without
@@ -23,6 +27,7 @@ from ..errors import GeocliError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+REFERENCES_FILE = "references.safetensors"
 FORMAT = "geocli-model"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
@@ -38,6 +43,7 @@ def save_checkpoint(model, directory, extra: dict | None = None) -> Path:
         document = {"format": FORMAT, "model": model.config.to_dict(), **(extra or {})}
         (tmp / CONFIG_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
         save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        save_references(model, tmp / REFERENCES_FILE)
         swap_in(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -81,6 +87,8 @@ def load_checkpoint(directory, device: str = "cpu"):
         model = GeoModel(config, pretrained=False)
     with unreadable_as_error(folder / WEIGHTS_FILE, "cannot load the weights"):
         load_model(model, str(folder / WEIGHTS_FILE), strict=True, device=str(device))
+    with unreadable_as_error(folder / REFERENCES_FILE, "cannot load the reference index"):
+        load_references(model, folder / REFERENCES_FILE)
     return model.to(device).eval()
 
 
@@ -94,6 +102,41 @@ def unreadable_as_error(path: Path, what: str):
     except (SafetensorError, OSError, RuntimeError, ValueError, KeyError) as exc:
         reason = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0][:200]
         raise GeocliError(f"{path}: {what} ({reason}); the file is damaged or not from this model") from None
+
+
+def save_references(model, path: Path) -> None:
+    """Every head's reference index (``head.references``) into one safetensors file, if any."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for name, head in model.heads.items():
+        index = getattr(head, "references", None)
+        if index is not None:
+            tensors[f"{name}.descriptors"] = index.descriptors.detach().float().cpu().contiguous()
+            tensors[f"{name}.coords"] = _float64_tensor(index.coords)
+    if tensors:
+        save_file(tensors, str(path), metadata={"format": "geocli-references"})
+
+
+def load_references(model, path: Path) -> None:
+    """Hand each retrieval head its saved reference index (safetensors only)."""
+    if not path.is_file():
+        return
+    from safetensors.torch import load_file
+
+    from ..fusion.mixvpr import ReferenceIndex
+
+    tensors = load_file(str(path))
+    for name, head in model.heads.items():
+        if f"{name}.descriptors" in tensors and hasattr(head, "set_references"):
+            head.set_references(ReferenceIndex(tensors[f"{name}.descriptors"], tensors[f"{name}.coords"].numpy()))
+
+
+def _float64_tensor(array):
+    import numpy as np
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
 
 
 def _checkpoint_folder(directory) -> Path:

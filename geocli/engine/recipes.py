@@ -3,9 +3,14 @@
 A recipe file is either a JSON object of ``TrainConfig`` keys, or ``{"description": "...",
 "train": {...}}``. Settings merge in this order, later wins: recipe < ``--config`` file <
 command-line flags (and, with ``--resume``, the run's saved settings come first of all).
+
+Branch options belong to the backbone they were written for: a layer that names another
+``rgb_model`` / ``clip_model`` without giving that branch's ``branch_options`` drops the earlier
+ones (a recipe's DINOv2 ``img_size`` or trimmed norm means nothing to an EfficientNet).
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -35,6 +40,21 @@ def load_recipe(name: str) -> dict:
         names = ", ".join(available_recipes()) or "none installed"
         raise UsageError(f"unknown recipe {name!r}; available: {names}")
     return read_settings(path, "recipe")
+
+
+MODEL_KEYS = {"rgb_model": "rgb", "clip_model": "clip"}
+
+
+def merge_training_layers(*layers: dict) -> dict:
+    """``merge_settings``, except that a new backbone name resets its branch's earlier options."""
+    out: dict = {}
+    for layer in layers:
+        for key, branch in MODEL_KEYS.items():
+            new_model = key in layer and layer[key] != out.get(key)
+            if new_model and branch not in layer.get("branch_options", {}):
+                out.get("branch_options", {}).pop(branch, None)
+        out = merge_settings(out, copy.deepcopy(layer))
+    return out
 
 
 def merge_settings(*layers: dict) -> dict:

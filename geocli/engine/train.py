@@ -21,6 +21,7 @@ import torch
 from ..config import TrainConfig
 from ..report.console import log as default_log
 from . import train_data as D
+from . import train_retrieval as R
 from . import train_setup as S
 from .cache import EmbeddingCache, branch_key, cached_embeddings
 from .distributed import barrier, init_distributed, mean_over_ranks
@@ -65,6 +66,7 @@ class Trainer:
         self.history: list[dict] = []
         self.start_epoch, self.epoch = 0, 0
         self.model = self.optimizer = None
+        self.references = None
 
     # ---- set-up ----
     def setup(self) -> None:
@@ -79,6 +81,8 @@ class Trainer:
         self.view = S.training_view(self.model, self.cached)
         self.train_t = D.manifest_targets(self.labels, self.train_m, cfg.heads)
         self.val_t = D.manifest_targets(self.labels, self.val_m, cfg.heads)
+        if R.RETRIEVAL_HEAD in self.model.heads or cfg.sampler == "places":
+            self.train_t["place"] = D.place_ids(self.train_m, cfg.place_radius_km)
         self.train_loader, self.val_loader = self._loaders()
         self.optimizer = S.build_optimizer(self.view, cfg)
         self.scheduler = S.build_scheduler(self.optimizer, cfg)
@@ -121,21 +125,55 @@ class Trainer:
     def _loaders(self):
         cached_train = {n: self._embed(n, self.train_m.images) for n in sorted(self.cached)}
         cached_val = {n: self._embed(n, self.val_m.images) for n in sorted(self.cached)}
-        live = [n for n in self.model.branches if n not in self.cached]
+        live = [n for n in self._live_inputs() if n not in self.cached]
+        maps = {n: self._label_maps(n) for n in live if n in S.CACHE_ONLY}
         pre = {n: self.model.config.branch(n).preprocess for n in live}
-        train_tf = {n: D.train_transform(pre[n], self.cfg) for n in live}
+        train_tf = {n: D.train_transform(pre[n], self.cfg, label_map=n in maps) for n in live}
         val_tf = {n: _eval_transform(pre[n]) for n in live}
-        train_ds = D.TrainDataset(self.train_m, self.train_t, train_tf, cached_train)
-        val_ds = D.TrainDataset(self.val_m, self.val_t, val_tf, cached_val)
-        balance = D.balance_labels(self.train_t) if self.cfg.sampler == "class-balanced" else None
-        from ..datasets.splits import class_balanced_weights
+        train_ds = D.TrainDataset(self.train_m, self.train_t, train_tf, cached_train, maps)
+        val_ds = D.TrainDataset(self.val_m, self.val_t, val_tf, cached_val, maps)
+        kw = {"num_workers": self.cfg.num_workers, "pin_memory": self.device.type == "cuda", "persistent_workers": False}
+        self.sampler = self._sampler(len(train_ds))
+        if isinstance(self.sampler, D.PlaceBatchSampler):
+            train_loader = torch.utils.data.DataLoader(train_ds, batch_sampler=self.sampler, **kw)
+        else:
+            drop = len(train_ds) > self.cfg.batch_size * self.world.size
+            train_loader = torch.utils.data.DataLoader(train_ds, sampler=self.sampler, drop_last=drop,
+                                                       batch_size=self.cfg.batch_size, **kw)
+        kw["batch_size"] = self.cfg.batch_size
+        self.train_eval_loader = None
+        if self.cfg.train_metrics or R.RETRIEVAL_HEAD in self.model.heads:  # training photos, eval mode
+            eval_ds = D.TrainDataset(self.train_m, self.train_t, val_tf, cached_train, maps)
+            self.train_eval_loader = torch.utils.data.DataLoader(eval_ds, shuffle=False, **kw)
+        return train_loader, torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
 
-        weights = class_balanced_weights(balance) if balance is not None else None
-        self.sampler = D.ShardedSampler(len(train_ds), weights, self.world.rank, self.world.size, self.cfg.seed)
-        kw = {"batch_size": self.cfg.batch_size, "num_workers": self.cfg.num_workers,
-              "pin_memory": self.device.type == "cuda", "persistent_workers": False}
-        return (torch.utils.data.DataLoader(train_ds, sampler=self.sampler, drop_last=len(train_ds) > self.cfg.batch_size * self.world.size, **kw),
-                torch.utils.data.DataLoader(val_ds, shuffle=False, **kw))
+    def _live_inputs(self) -> list[str]:
+        """Every branch that reads pixels in the batch, TransLocator pair members included."""
+        pair = list(self.model.pair.names) if self.model.pair is not None else []
+        return pair + list(self.model.branches)
+
+    def _sampler(self, n: int):
+        """P x K place batches, class-balanced draws, or a uniform permutation (sharded per rank)."""
+        if self.cfg.sampler == "places":
+            return D.PlaceBatchSampler(self.train_t["place"], self.cfg.images_per_place, self.cfg.batch_size,
+                                       self.world.rank, self.world.size, self.cfg.seed)
+        weights = None
+        if self.cfg.sampler == "class-balanced":
+            from ..datasets.splits import class_balanced_weights
+
+            weights = class_balanced_weights(D.balance_labels(self.train_t))
+        return D.ShardedSampler(n, weights, self.world.rank, self.world.size, self.cfg.seed)
+
+    def _label_maps(self, name: str) -> dict:
+        """Rendered segmentation maps of every photo, for a seg branch that trains live."""
+        paths = list(dict.fromkeys(self.train_m.images + self.val_m.images))
+        pair = self.model.pair
+        module = pair.encoders[name] if pair is not None and name in pair.names else self.model.branches[name]
+        t0 = time.perf_counter()
+        with _bar(self.progress, len(paths), f"segmenting for {name}") as bar:
+            maps = D.render_label_maps(module, paths, self.cfg.batch_size, bar.update)
+        self.log(f"{name}: {len(paths)} photos segmented in {time.perf_counter() - t0:.1f} s")
+        return maps
 
     def _embed(self, name: str, paths: list[str]):
         """Cached vectors of branch ``name`` for ``paths``; under torchrun each rank encodes a shard."""
@@ -174,11 +212,14 @@ class Trainer:
         t0 = time.perf_counter()
         loss, n = self._train_epoch(epoch)
         seconds = time.perf_counter() - t0
+        self._refresh_references()
         val = self._validate()
         S.step_scheduler(self.scheduler, val.get("loss"))
         self.epoch = epoch + 1
         row = {"epoch": self.epoch, "train_loss": loss, "img_per_s": n * self.world.size / max(seconds, 1e-9),
                "lr": self.optimizer.param_groups[0]["lr"], "val": val}
+        if self.cfg.train_metrics:
+            row["train"] = self._score(self.train_eval_loader, self.train_m)
         self.history.append(row)
         self.log(_epoch_line(row, self.cfg.epochs))
         self._save()
@@ -202,32 +243,40 @@ class Trainer:
                 bar.update(1)
         return mean_over_ranks(total / max(n, 1), self.world, self.device), n
 
-    @torch.no_grad()
-    def _validate(self) -> dict:
-        """Validation loss, distance summary and country accuracy (every rank, whole val set)."""
-        from ..fusion.postprocess import to_records
-        from ..geo.distance import haversine_km
-        from ..metrics import distance_summary
+    def _refresh_references(self) -> None:
+        """Retrieval models: re-encode the training photos as the reference index (every rank)."""
+        self.references = None
+        if R.RETRIEVAL_HEAD in self.view.heads:
+            self.references = R.refresh_references(self.view, self.train_eval_loader, self.train_m.lat,
+                                                   self.train_m.lon, self.device)
 
-        if len(self.val_m) == 0:
-            return {}
+    def _validate(self) -> dict:
+        return self._score(self.val_loader, self.val_m) if len(self.val_m) else {}
+
+    @torch.no_grad()
+    def _score(self, loader, manifest) -> dict:
+        """Loss, distance summary, country accuracy and, for retrieval models, recall@1/5/10 of
+        ``manifest``'s photos as queries against the reference index (every rank, all of them)."""
+        from ..fusion.postprocess import to_records
+
         self.view.eval()
-        losses, guesses, countries = [], [], []
-        for batch in self.val_loader:
+        losses, guesses, countries, queries = [], [], [], []
+        for batch in loader:
             batch = S.to_device(batch, self.device)
             out = self.view(batch)
             losses.append(float(S.run_loss(self.view, out, batch, self.weights)[0]) * len(batch["index"]))
             for rec in to_records(self.view, out, top_k=1):
                 guesses.append((rec["predictions"][0]["lat"], rec["predictions"][0]["lon"]) if rec["predictions"] else (np.nan, np.nan))
                 countries.append(_top_country(rec))
+            if self.references is not None:
+                queries.append(out["heads"][R.RETRIEVAL_HEAD]["descriptor"].float().cpu())
         self.view.train()
-        g = np.asarray(guesses, np.float64)
-        result = {"loss": sum(losses) / len(self.val_m)}
-        if not np.isnan(g).all():
-            result.update(distance_summary(haversine_km(self.val_m.lat, self.val_m.lon, g[:, 0], g[:, 1])))
-        truth = D.manifest_countries(self.val_m)
+        result = {"loss": sum(losses) / len(manifest), **_distances(manifest, guesses)}
+        truth = D.manifest_countries(manifest)
         known = [(t, p) for t, p in zip(truth, countries) if t]
         result["country_accuracy"] = float(np.mean([t == p for t, p in known])) if known else None
+        if queries:
+            result["recall"] = R.recall(self.references, torch.cat(queries), manifest.lat, manifest.lon)
         return result
 
     # ---- output ----
@@ -247,6 +296,8 @@ class Trainer:
 
     def _result(self, interrupted: bool) -> TrainResult:
         baseline = S.centroid_baseline(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon)
+        if getattr(self, "references", None) is not None and len(self.val_m):
+            baseline["recall"] = R.chance_recall(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon, self.cfg.seed)
         return TrainResult(Path(self.cfg.out), self.epoch, self.history, baseline, self.split,
                            self.world.size, list(getattr(self, "seen", [])), interrupted,
                            self.world.rank)
@@ -277,6 +328,16 @@ def _hash(path: str) -> str:
     return content_hash(path)
 
 
+def _distances(manifest, guesses: list) -> dict:
+    from ..geo.distance import haversine_km
+    from ..metrics import distance_summary
+
+    g = np.asarray(guesses, np.float64).reshape(-1, 2)
+    if np.isnan(g).all():
+        return {}
+    return distance_summary(haversine_km(manifest.lat, manifest.lon, g[:, 0], g[:, 1]))
+
+
 def _top_country(record: dict) -> str | None:
     if record.get("country_head"):
         return record["country_head"][0]["country"]
@@ -299,5 +360,7 @@ def _epoch_line(row: dict, epochs: int) -> str:
         parts.append(f"median {val['median_km']:.1f} km, @25 km {100 * acc.get('25', 0):.1f}%, @200 km {100 * acc.get('200', 0):.1f}%")
     if val.get("country_accuracy") is not None:
         parts.append(f"country {100 * val['country_accuracy']:.1f}%")
+    if val.get("recall"):
+        parts.append("recall@1/5/10 " + "/".join(f"{100 * v:.1f}" for v in val["recall"].values()) + "%")
     parts.append(f"{row['img_per_s']:.0f} img/s")
     return " | ".join(parts)

@@ -79,11 +79,21 @@ def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]]
                          "S3 codes 0/1/2) to the training manifest, or leave 'scene' out of --heads")
     labels = LabelSpaces()
     if "country" in heads:
-        labels.countries = sorted({c for c in manifest_countries(train) if c})
+        codes = manifest_countries(train)
+        labels.countries = sorted({c for c in codes if c})
+        labels.country_points = country_points(train, codes, labels.countries)
     if any(h in heads for h in ("geocell", "grid_regression")):
         hierarchy = GeocellHierarchy.build(train.lat, train.lon, cell_specs(len(train), cells))
         labels.geocells = hierarchy.to_dict()
     return labels
+
+
+def country_points(train: Manifest, codes: list, countries: list[str]) -> list[list[float]]:
+    """The spherical mean of each country's training photos (where a country guess is placed)."""
+    from ..geo.distance import mean_coordinate
+
+    codes = np.asarray([c or "" for c in codes], dtype=object)
+    return [list(map(float, mean_coordinate(train.lat[codes == c], train.lon[codes == c]))) for c in countries]
 
 
 def manifest_targets(labels: LabelSpaces, manifest: Manifest, heads: list[str]) -> dict:
@@ -102,19 +112,80 @@ def balance_labels(targets: dict) -> np.ndarray:
     return np.zeros(len(targets["gps"]), np.int64)
 
 
+def place_ids(manifest: Manifest, radius_km: float) -> np.ndarray:
+    """A place id per photo: its ``location_id`` / ``sequence`` group where the manifest has them,
+    else photos chained together when within ``radius_km`` of each other (single linkage)."""
+    if has_groups(manifest):
+        keys = [g if g is not None else f"__row{i}" for i, g in enumerate(manifest.group)]
+        return np.unique(np.asarray(keys, dtype=object), return_inverse=True)[1].astype(np.int64)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    from ..geo.distance import EARTH_RADIUS_KM
+
+    lat, lon = np.radians(manifest.lat), np.radians(manifest.lon)
+    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+    chord = 2 * np.sin(radius_km / EARTH_RADIUS_KM / 2)
+    pairs = cKDTree(xyz).query_pairs(chord, output_type="ndarray")
+    n = len(manifest)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else coo_matrix((n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+class PlaceBatchSampler(torch.utils.data.Sampler):
+    """P x K batches (GSV-Cities / DINO-Mix): ``batch_size // per_place`` places, ``per_place``
+    photos of each (drawn with replacement where a place has fewer). Places with a single photo
+    have no positive pair and are left out. Drawn from (seed, epoch) identically on every rank;
+    rank r takes batches r, r+W, ..."""
+
+    def __init__(self, places: np.ndarray, per_place: int, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0):
+        ids, inverse = np.unique(np.asarray(places), return_inverse=True)
+        groups = [np.flatnonzero(inverse == k) for k in range(len(ids))]
+        self.groups = [g for g in groups if len(g) >= 2]
+        self.per_place, self.places_per_batch = per_place, batch_size // per_place
+        if len(self.groups) < self.places_per_batch * world:
+            raise UsageError(f"P x K batches need {self.places_per_batch * world} places with at least two photos; "
+                             f"the training data has {len(self.groups)}")
+        self.rank, self.world, self.seed, self.epoch = rank, world, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batch(self, rng: np.random.Generator, places: np.ndarray) -> list[int]:
+        out: list[int] = []
+        for p in places:
+            group = self.groups[p]
+            out += rng.choice(group, self.per_place, replace=len(group) < self.per_place).tolist()
+        return out
+
+    def __iter__(self):
+        rng = np.random.default_rng(self.seed * 1_000_003 + self.epoch)
+        order = rng.permutation(len(self.groups))
+        batches = [self._batch(rng, order[i * self.places_per_batch:(i + 1) * self.places_per_batch])
+                   for i in range(len(order) // self.places_per_batch)]
+        usable = len(batches) - len(batches) % self.world
+        return iter(batches[self.rank:usable:self.world])
+
+    def __len__(self) -> int:
+        return len(self.groups) // self.places_per_batch // self.world
+
+
 class TrainDataset(torch.utils.data.Dataset):
     """Sample i: live branches' pixel tensors (decoded, transformed), cached branches' vectors,
-    the targets, and "index" (so a rank's shard can be checked)."""
+    the targets, and "index" (so a rank's shard can be checked). ``maps[name]`` (path -> image)
+    replaces the photo as that branch's input (rendered segmentation maps)."""
 
-    def __init__(self, manifest: Manifest, targets: dict, transforms: dict, cached: dict):
+    def __init__(self, manifest: Manifest, targets: dict, transforms: dict, cached: dict, maps: dict | None = None):
         self.manifest, self.targets, self.transforms, self.cached = manifest, targets, transforms, cached
+        self.maps = maps or {}
 
     def __len__(self) -> int:
         return len(self.manifest)
 
     def __getitem__(self, i: int) -> dict:
         item: dict = {"index": i, "gps": torch.as_tensor(self.targets["gps"][i])}
-        for key in ("country", "scene"):
+        for key in ("country", "scene", "place"):
             if key in self.targets:
                 item[key] = int(self.targets[key][i])
         if "cells" in self.targets:
@@ -124,26 +195,33 @@ class TrainDataset(torch.utils.data.Dataset):
             if mask is not None:
                 item[f"{name}_mask"] = bool(mask[i])
         if self.transforms:
-            from ..images import open_image
-
-            image = open_image(self.manifest.images[i])
-            item.update({name: tf(image) for name, tf in self.transforms.items()})
+            item.update({name: tf(self._source(name, i)) for name, tf in self.transforms.items()})
         return item
 
+    def _source(self, name: str, i: int):
+        path = self.manifest.images[i]
+        if name in self.maps:
+            return self.maps[name][path]
+        from ..images import open_image
 
-def train_transform(preprocess: dict, cfg: TrainConfig):
+        return open_image(path)
+
+
+def train_transform(preprocess: dict, cfg: TrainConfig, label_map: bool = False):
     """The ViT/DINOv2 study's augmentation on a branch's own size and normalisation:
     RandomResizedCrop, rotation up to ``cfg.rotation`` degrees, optional horizontal flip (off by
-    default: mirrored text and driving side are geo cues), ColorJitter."""
+    default: mirrored text and driving side are geo cues), ColorJitter. A ``label_map`` (rendered
+    segmentation) is rotated with nearest neighbour and never colour-jittered: colours are classes."""
     from torchvision import transforms as T
 
     interp = T.InterpolationMode(preprocess.get("interpolation", "bicubic"))
     steps = [T.RandomResizedCrop(preprocess["image_size"], scale=tuple(cfg.crop_scale), interpolation=interp)]
     if cfg.rotation > 0:
-        steps.append(T.RandomRotation(cfg.rotation, interpolation=T.InterpolationMode.BILINEAR))
+        rotate = T.InterpolationMode.NEAREST if label_map else T.InterpolationMode.BILINEAR
+        steps.append(T.RandomRotation(cfg.rotation, interpolation=rotate))
     if cfg.flip:
         steps.append(T.RandomHorizontalFlip())
-    if cfg.color_jitter > 0:
+    if cfg.color_jitter > 0 and not label_map:
         steps.append(T.ColorJitter(cfg.color_jitter, cfg.color_jitter, cfg.color_jitter))
     return T.Compose(steps + [T.ToTensor(), T.Normalize(preprocess["mean"], preprocess["std"])])
 
@@ -175,3 +253,24 @@ class ShardedSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return self.n // self.world
+
+
+def render_label_maps(module, paths: list[str], batch_size: int, progress=None) -> dict:
+    """path -> rendered segmentation map, segmented once per run for a seg branch that trains live
+    (a TransLocator pair). Maps are shrunk (nearest neighbour) to the branch's resize size."""
+    from PIL import Image
+
+    from ..images import open_image
+
+    pre = module.preprocess
+    side = int(round(pre.image_size / pre.crop_pct))
+    out = {}
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start:start + batch_size]
+        for path, rendered in zip(chunk, module.render_maps([open_image(p) for p in chunk], chunk)):
+            scale = side / min(rendered.size)
+            size = (max(1, round(rendered.width * scale)), max(1, round(rendered.height * scale)))
+            out[path] = rendered.resize(size, Image.NEAREST)
+        if progress is not None:
+            progress(len(chunk))
+    return out

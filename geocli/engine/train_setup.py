@@ -18,7 +18,9 @@ ALWAYS_USED_HEADS = ("country", "geocell", "scene", "grid_regression", "regressi
 
 def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
     """One branch from the CLI-level settings (model names, weights, trainable) + ``branch_options``."""
-    trainable = cfg.trainable if name in ("rgb", "clip") else "freeze"
+    fusion = FusionConfig.from_dict(cfg.fusion)
+    paired = fusion.name == "translocator" and name in fusion.pair  # a TransLocator pair trains together
+    trainable = cfg.trainable if name in ("rgb", "clip") or paired else "freeze"
     if name == "rgb":
         options = {"model": cfg.rgb_model, "pretrained": not cfg.rgb_weights, "weights": cfg.rgb_weights}
     elif name == "clip":
@@ -32,9 +34,11 @@ def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
 
 
 def head_config(name: str, cfg: TrainConfig) -> HeadConfig:
-    """A head with the run's label smoothing where the head takes it."""
+    """A head with the run's label smoothing where the head takes it, then its ``head_options``
+    (unknown options fail when the head is built) and its ``head_weights`` share of the loss."""
     smoothing = {"label_smoothing": cfg.label_smoothing} if name in ("country", "geocell", "scene", "grid_regression") else {}
-    return HeadConfig(name, options=smoothing)
+    options = {**smoothing, **cfg.head_options.get(name, {})}
+    return HeadConfig(name, weight=float(cfg.head_weights.get(name, 1.0)), options=options)
 
 
 def build_model_config(cfg: TrainConfig, labels: LabelSpaces) -> ModelConfig:
@@ -99,9 +103,12 @@ def build_optimizer(view, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 
 def build_scheduler(optimizer, cfg: TrainConfig):
-    """Cosine annealing over the epochs, ReduceLROnPlateau on validation loss, or none."""
+    """Cosine annealing over the epochs, ReduceLROnPlateau on validation loss, a step decay
+    (DINO-Mix: divided by three every five epochs), or none."""
     if cfg.scheduler == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_epochs, gamma=cfg.step_gamma)
     if cfg.scheduler == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience)

@@ -52,6 +52,17 @@ def mlp(dims: list[int], dropout: float = 0.0) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def trunk(in_dim: int, hidden=(), dropout: float = 0.0) -> tuple[nn.Module, int]:
+    """The hidden layers in front of a classifier: Linear -> ReLU -> Dropout per width in ``hidden``
+    (the ViT/DINOv2 study's 512 + ReLU + Dropout 0.5; the ViT+CLIP thesis's 1024-512-256), or
+    nothing. Returns (module, its output width)."""
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, int(width)), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
+        in_dim = int(width)
+    return nn.Sequential(*layers), in_dim
+
+
 def _long(batch: dict, key: str, device) -> torch.Tensor | None:
     value = batch.get(key)
     return None if value is None else torch.as_tensor(value, device=device).long()
@@ -82,20 +93,23 @@ def cell_targets(batch: dict, hierarchy, name: str, device) -> torch.Tensor | No
 
 
 class ClassifierHead(nn.Module):
-    """Linear classifier over ``classes`` with label-smoothed cross-entropy on ``target_key``."""
+    """Classifier over ``classes`` (optional MLP ``hidden`` widths with ReLU and ``dropout`` in front
+    of the output layer) with label-smoothed cross-entropy on ``target_key``."""
 
     target_key = ""
 
-    def __init__(self, spec: FeatureSpec, classes: list[str], label_smoothing: float = 0.0):
+    def __init__(self, spec: FeatureSpec, classes: list[str], label_smoothing: float = 0.0,
+                 hidden=(), dropout: float = 0.0):
         super().__init__()
         if not classes:
             raise UsageError(f"the {type(self).__name__} needs a non-empty label list")
         self.classes = list(classes)
-        self.fc = nn.Linear(spec.embed_dim, len(classes))
+        self.trunk, width = trunk(spec.embed_dim, hidden, dropout)
+        self.fc = nn.Linear(width, len(classes))
         self.label_smoothing = label_smoothing
 
     def forward(self, features: dict) -> dict:
-        return {"logits": self.fc(features["embedding"])}
+        return {"logits": self.fc(self.trunk(features["embedding"]))}
 
     def loss(self, out: dict, batch: dict):
         target = _long(batch, self.target_key, out["logits"].device)
@@ -104,12 +118,13 @@ class ClassifierHead(nn.Module):
 
 @HEADS.register("country")
 class CountryHead(ClassifierHead):
-    """Country classification over ``labels.countries``. Options: label_smoothing."""
+    """Country classification over ``labels.countries``. Options: label_smoothing, hidden, dropout."""
 
     target_key = "country"
 
-    def __init__(self, spec: FeatureSpec, labels: LabelSpaces, label_smoothing: float = 0.0):
-        super().__init__(spec, labels.countries, label_smoothing)
+    def __init__(self, spec: FeatureSpec, labels: LabelSpaces, label_smoothing: float = 0.0,
+                 hidden=(), dropout: float = 0.0):
+        super().__init__(spec, labels.countries, label_smoothing, hidden, dropout)
 
 
 @HEADS.register("scene")
@@ -118,8 +133,9 @@ class SceneHead(ClassifierHead):
 
     target_key = "scene"
 
-    def __init__(self, spec: FeatureSpec, labels: LabelSpaces, label_smoothing: float = 0.0):
-        super().__init__(spec, labels.scenes, label_smoothing)
+    def __init__(self, spec: FeatureSpec, labels: LabelSpaces, label_smoothing: float = 0.0,
+                 hidden=(), dropout: float = 0.0):
+        super().__init__(spec, labels.scenes, label_smoothing, hidden, dropout)
 
 
 def scene_prompt_features(encode_text, scenes=tuple(SCENE_PROMPTS)) -> dict[str, torch.Tensor]:
@@ -146,22 +162,25 @@ class GeocellHead(nn.Module):
     """One classifier per geocell partition (coarse to fine), trained jointly.
 
     Options: label_smoothing (plain CE) or tau_km (PIGEON haversine smoothing over the cells'
-    member means, typically 65-75 km; overrides label_smoothing). Prediction multiplies each fine
-    cell's probability by its parents' (``GeocellHierarchy.combine``, GeoEstimation's hierarchy).
+    member means, typically 65-75 km; overrides label_smoothing); hidden / dropout (a shared MLP
+    in front of the per-partition classifiers). Prediction multiplies each fine cell's probability
+    by its parents' (``GeocellHierarchy.combine``, GeoEstimation's hierarchy).
     """
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, label_smoothing: float = 0.0,
-                 tau_km: float | None = None):
+                 tau_km: float | None = None, hidden=(), dropout: float = 0.0):
         super().__init__()
         self.hierarchy = _need_cells(labels, "geocell")
         self.names = self.hierarchy.names
-        self.fc = nn.ModuleDict({p.name: nn.Linear(spec.embed_dim, len(p)) for p in self.hierarchy.partitions})
+        self.trunk, width = trunk(spec.embed_dim, hidden, dropout)
+        self.fc = nn.ModuleDict({p.name: nn.Linear(width, len(p)) for p in self.hierarchy.partitions})
         self.label_smoothing, self.tau_km = label_smoothing, tau_km
         for p in self.hierarchy.partitions:
             self.register_buffer(f"means_{p.name}", torch.as_tensor(p.means, dtype=torch.float32), persistent=False)
 
     def forward(self, features: dict) -> dict:
-        return {"logits": {n: self.fc[n](features["embedding"]) for n in self.names}}
+        x = self.trunk(features["embedding"])
+        return {"logits": {n: self.fc[n](x) for n in self.names}}
 
     def loss(self, out: dict, batch: dict):
         parts = [self._partition_loss(n, out["logits"][n], batch) for n in self.names]

@@ -83,6 +83,8 @@ def build_head(cfg: HeadConfig, spec: FeatureSpec, labels: LabelSpaces, pretrain
 
 
 def _speaks_tokens(module: nn.Module) -> bool:
+    if getattr(module, "num_tokens", None) is not None:
+        return True
     has = all(hasattr(type(module), a) or hasattr(module, a) for a in ("tokens_in", "pool_tokens"))
     return has and getattr(module, "has_tokens", True) and num_patches(module) is not None
 
@@ -119,7 +121,11 @@ class GeoModel(nn.Module):
 
     def _token_shape(self) -> tuple[int | None, int | None]:
         enc = self._token_encoder()
-        return (None, None) if enc is None else (int(enc.out_dim), num_patches(enc))
+        if enc is None:
+            return None, None
+        if not getattr(enc, "has_tokens", True):  # a CNN: channels of its last feature map
+            return int(enc.model.num_features), enc.num_tokens
+        return int(enc.out_dim), num_patches(enc)
 
     def _source_dims(self) -> dict[str, int]:
         dims = dict(self.pair.out_dims) if self.pair is not None else {}
@@ -185,6 +191,8 @@ class GeoModel(nn.Module):
 
 
 def _encode_with_tokens(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if not getattr(module, "has_tokens", True):
+        return module.feature_tokens(x)
     t = module.tokens_in(x)
     for i in range(len(module.blocks)):
         t = run_block(module, i, t)

@@ -22,7 +22,7 @@ from ..errors import UsageError
 from ..geo.countries import country, country_code_at
 from ..geo.distance import mean_coordinate, pairwise_haversine_km
 
-LOCATION_HEADS = ("geocell", "gallery", "retrieval", "grid_regression", "regression")
+LOCATION_HEADS = ("geocell", "gallery", "retrieval", "grid_regression", "regression", "country")
 
 
 def location_head(model, name: str | None = None) -> str | None:
@@ -74,6 +74,8 @@ def _locations(model, source: str, out: dict, k: int) -> list[list[tuple]]:
                 for pr, co in zip(probs.cpu().numpy(), coords.cpu().numpy())]
     if source == "grid_regression":
         return _grid_locations(head, out)
+    if source == "country":
+        return _country_locations(model.config.labels, out, k)
     coords = out["coords"].detach().cpu().numpy()
     return [[(float(lat), float(lon), None, None)] for lat, lon in coords]
 
@@ -101,6 +103,16 @@ def refine_points(means: np.ndarray, probs: np.ndarray, top: np.ndarray, refine_
         near = pool[d[r] <= refine_km]
         out[r] = mean_coordinate(means[near, 0], means[near, 1], probs[near])
     return out
+
+
+def _country_locations(labels, out: dict, k: int) -> list[list[tuple]]:
+    """Top-k countries, each placed at its ``country_points`` entry (none when the model has none)."""
+    if len(labels.country_points) != len(labels.countries):
+        return [[] for _ in range(out["logits"].shape[0])]
+    points = labels.country_points
+    top = out["logits"].detach().float().softmax(-1).cpu().topk(min(k, len(points)), dim=-1)
+    return [[(points[i][0], points[i][1], None, float(p)) for p, i in zip(ps.tolist(), ids.tolist())]
+            for ps, ids in zip(top.values, top.indices)]
 
 
 def _grid_locations(head, out: dict) -> list[list[tuple]]:

@@ -1,0 +1,107 @@
+"""The training options the recipes rely on: P x K place batches, places from coordinates, head
+options, backbone overrides on top of a recipe, CNN feature-map tokens, DINOv2 trimming."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from geocli.branches import build_branch
+from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig, TrainConfig
+from geocli.datasets.manifest import Manifest
+from geocli.engine.recipes import merge_training_layers
+from geocli.engine.train_data import PlaceBatchSampler, place_ids
+from geocli.errors import UsageError
+from geocli.fusion.model import GeoModel
+
+TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
+
+
+def _manifest(lat, lon, group=None) -> Manifest:
+    n = len(lat)
+    return Manifest(images=[f"{i}.jpg" for i in range(n)], lat=np.asarray(lat, float), lon=np.asarray(lon, float),
+                    country=[None] * n, scene=[None] * n, group=group or [None] * n, rows=list(range(n)), source="m")
+
+
+def test_place_batches_hold_k_photos_of_p_distinct_places():
+    places = np.repeat(np.arange(10), [4, 4, 3, 2, 5, 4, 4, 1, 4, 6])  # place 7 has one photo: no positive
+    sampler = PlaceBatchSampler(places, per_place=4, batch_size=8, seed=3)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 4
+    for batch in batches:
+        ids = places[batch]
+        assert len(batch) == 8 and sorted(np.unique(ids, return_counts=True)[1]) == [4, 4]
+        assert 7 not in ids
+    sampler.set_epoch(1)
+    assert list(sampler) != batches and list(PlaceBatchSampler(places, 4, 8, seed=3)) == batches
+    shards = [list(PlaceBatchSampler(places, 4, 8, rank=r, world=2, seed=3)) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 2 and shards[0] + shards[1] != batches[:2]
+
+
+def test_too_few_places_for_a_batch_is_a_usage_error():
+    with pytest.raises(UsageError, match="places with at least two photos"):
+        PlaceBatchSampler(np.array([0, 0, 1, 2]), per_place=4, batch_size=8)
+
+
+def test_places_from_coordinates_chain_photos_within_the_radius():
+    # 0-1 are 11 m apart, 1-2 another 11 m (chained), 3 is 1 km away, 4-5 share a spot elsewhere
+    lat = [37.7900, 37.7901, 37.7902, 37.8000, 37.7000, 37.7000]
+    lon = [-122.40, -122.40, -122.40, -122.40, -122.40, -122.40]
+    ids = place_ids(_manifest(lat, lon), radius_km=0.025)
+    assert ids[0] == ids[1] == ids[2] and len({ids[0], ids[3], ids[4]}) == 3 and ids[4] == ids[5]
+    grouped = place_ids(_manifest(lat, lon, ["a", "a", "b", "b", "c", "c"]), radius_km=0.025)
+    assert grouped[0] == grouped[1] != grouped[2] == grouped[3]
+
+
+def test_head_options_are_validated():
+    with pytest.raises(UsageError, match="not trained"):
+        TrainConfig.from_dict({"heads": ["country"], "head_options": {"geocell": {"hidden": [8]}}})
+    with pytest.raises(UsageError, match="multiple of images_per_place"):
+        TrainConfig.from_dict({"sampler": "places", "batch_size": 10})
+    with pytest.raises(UsageError, match="step_gamma"):
+        TrainConfig.from_dict({"scheduler": "step", "step_gamma": 2.0})
+    labels = LabelSpaces(countries=["HR", "FR"])
+    bad = ModelConfig(branches=[BranchConfig("x", input="embedding", embed_dim=8)],
+                      heads=[HeadConfig("country", options={"hiden": [4]})], labels=labels)
+    with pytest.raises(UsageError, match="hiden"):
+        GeoModel(bad)
+
+
+def test_mlp_head_has_the_requested_layers():
+    labels = LabelSpaces(countries=["HR", "FR", "ES"])
+    cfg = ModelConfig(branches=[BranchConfig("x", input="embedding", embed_dim=8)],
+                      heads=[HeadConfig("country", options={"hidden": [16, 4], "dropout": 0.5})], labels=labels)
+    head = GeoModel(cfg).heads["country"]
+    kinds = [type(m).__name__ for m in head.trunk]
+    assert kinds == ["Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout"] and head.fc.in_features == 4
+
+
+def test_a_new_backbone_drops_the_recipe_options_for_its_branch():
+    recipe = {"rgb_model": "vit_base_patch14_dinov2.lvd142m", "branch_options": {"rgb": {"final_norm": False},
+                                                                                 "seg": {"model": "v"}}}
+    merged = merge_training_layers(recipe, {"rgb_model": "tf_efficientnet_lite0.in1k"})
+    assert merged["branch_options"] == {"seg": {"model": "v"}}
+    kept = merge_training_layers(recipe, {"rgb_model": "x", "branch_options": {"rgb": {"pretrained": False}}})
+    assert kept["branch_options"]["rgb"] == {"final_norm": False, "pretrained": False}  # options given: merged
+    same = merge_training_layers(recipe, {"rgb_model": recipe["rgb_model"]})
+    assert same["branch_options"]["rgb"] == {"final_norm": False}
+    assert recipe["branch_options"]["rgb"] == {"final_norm": False}  # the layers themselves are untouched
+
+
+def test_cnn_feature_map_feeds_the_retrieval_head():
+    rgb = {"model": "mobilenetv3_small_050", "pretrained": False, "image_size": 64}
+    cfg = ModelConfig(branches=[BranchConfig("rgb", options=rgb)],
+                      heads=[HeadConfig("retrieval", options={"out_channels": 8, "out_rows": 2})])
+    model = GeoModel(cfg, pretrained=False).eval()
+    assert model.token_branch == "rgb" and model.branches["rgb"].num_tokens == 4
+    out = model({"rgb": torch.randn(2, 3, 64, 64)})
+    channels = model.branches["rgb"].model.num_features  # the feature map's, before any pooled head
+    assert out["tokens"].shape == (2, 4, channels) and out["heads"]["retrieval"]["descriptor"].shape == (2, 16)
+
+
+def test_final_norm_can_be_trimmed():
+    trimmed = build_branch("rgb", {"model": "vit_tiny_patch16_224", "model_kwargs": TINY, "final_norm": False})
+    assert isinstance(trimmed.model.norm, torch.nn.Identity)
+    assert not any(k.startswith("model.norm.") for k in trimmed.state_dict())
+    with pytest.raises(UsageError, match="final LayerNorm"):
+        build_branch("rgb", {"model": "resnet18", "final_norm": False})
