@@ -161,3 +161,20 @@ def test_bad_manifest_is_refused_with_one_line(tmp_path, text):
     assert isinstance(res.exception, GeocliError)
     assert len(str(res.exception).splitlines()) == 1 and "bad.csv" in str(res.exception)
     assert not (tmp_path / "o").exists()
+
+
+def test_scene_head_is_left_out_without_scene_labels(tmp_path):
+    """An untrained scene head would print confident nonsense: no labels, no head, and a warning."""
+    data = tmp_path / "data"
+    T.make_manifest(data)
+    lines = (data / "manifest.csv").read_text().splitlines()
+    (data / "manifest.csv").write_text("\n".join(line.rsplit(",", 1)[0] for line in lines) + "\n")
+    logged: list[str] = []
+    cfg = T.tiny_config(tmp_path, epochs=1, heads=["country", "geocell", "scene"])
+    train(cfg, log=logged.append, progress=False)
+    heads = [h["name"] for h in read_checkpoint_config(cfg.out)["model"]["heads"]]
+    assert heads == ["country", "geocell"] and any("scene head is left out" in line for line in logged)
+    with_scenes = T.tiny_config(tmp_path / "b", epochs=1, heads=["country", "geocell", "scene"])
+    train(with_scenes, progress=False)
+    model = load_checkpoint(with_scenes.out)
+    assert model.heads["scene"].classes == ["indoor", "natural", "urban"]

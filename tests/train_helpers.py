@@ -10,15 +10,17 @@ from geocli.config import TrainConfig
 
 #: Three regions, each with its own dominant colour so a model can actually learn them.
 REGIONS = [(45.8, 16.0, (200, 40, 40)), (48.85, 2.35, (40, 200, 40)), (40.4, -3.7, (40, 40, 200))]
+SCENES = ("urban", "natural", "indoor")
 TINY_VIT = {"pretrained": False, "model_kwargs": {"img_size": 32, "patch_size": 8, "embed_dim": 32,
                                                   "depth": 2, "num_heads": 2}}
 
 
 def make_manifest(root: Path, locations: int = 6, views: int = 3, seed: int = 0) -> Path:
-    """PNG photos (40 px) at ``locations`` places per region, ``views`` per place, with location ids."""
+    """PNG photos (40 px) at ``locations`` places per region, ``views`` per place, with location ids
+    and a scene label per region (so scene heads have something to learn)."""
     rng = np.random.default_rng(seed)
     (root / "img").mkdir(parents=True, exist_ok=True)
-    rows = ["image,lat,lon,location_id"]
+    rows = ["image,lat,lon,location_id,scene"]
     for r, (lat, lon, colour) in enumerate(REGIONS):
         for loc in range(locations):
             plat, plon = lat + rng.normal(0, 0.3), lon + rng.normal(0, 0.3)
@@ -26,7 +28,7 @@ def make_manifest(root: Path, locations: int = 6, views: int = 3, seed: int = 0)
                 pixels = (np.asarray(colour)[None, None] + rng.normal(0, 30, (40, 40, 3))).clip(0, 255)
                 name = f"img/r{r}_l{loc}_v{v}.png"
                 Image.fromarray(pixels.astype(np.uint8)).save(root / name)
-                rows.append(f"{name},{plat:.5f},{plon:.5f},r{r}l{loc}")
+                rows.append(f"{name},{plat:.5f},{plon:.5f},r{r}l{loc},{SCENES[r]}")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
     return root / "manifest.csv"
 

@@ -73,6 +73,7 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
         self.train_m, self.val_m, self.split = D.load_splits(cfg, self.log)
+        cfg.heads = D.trainable_heads(cfg.heads, self.train_m, self.log)
         self.log(f"{len(self.train_m)} training / {len(self.val_m)} validation images ({self.split} split)")
         state = load_run_state(self.resume) if self.resume else None
         self.model = self._build_model(state)

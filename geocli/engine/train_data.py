@@ -72,11 +72,18 @@ def manifest_countries(manifest: Manifest) -> list[str]:
     return [(c or (looked[i] if looked else None) or "").upper() or None for i, c in enumerate(manifest.country)]
 
 
+def trainable_heads(heads: list[str], train: Manifest, log: Callable[[str], None]) -> list[str]:
+    """The heads the training data can teach: without scene labels the scene head is left out
+    (an untrained scene head would print confident nonsense), and the log says so."""
+    if "scene" in heads and not any(train.scene):
+        log("warning: no scene labels in the training data (a 'scene' column: indoor/natural/urban or "
+            "S3 codes 0/1/2), so the scene head is left out")
+        return [h for h in heads if h != "scene"]
+    return list(heads)
+
+
 def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]] | None) -> LabelSpaces:
     """Country list, geocell hierarchy and scene names, all from the training samples."""
-    if "scene" in heads and not any(train.scene):
-        raise UsageError("the scene head needs scene labels: add a 'scene' column (indoor/natural/urban, or "
-                         "S3 codes 0/1/2) to the training manifest, or leave 'scene' out of --heads")
     labels = LabelSpaces()
     if "country" in heads:
         codes = manifest_countries(train)
