@@ -27,7 +27,7 @@ class Preprocess:
     """How pixels must look for a branch's weights: size, normalisation, crop and resampling.
 
     ``crop_pct`` follows timm: resize the short side to ``image_size / crop_pct``, then centre-crop.
-    Training augmentation never flips horizontally: mirrored text and driving side are geo cues.
+    Training augmentation flips horizontally only when asked: mirrored text and driving side are geo cues.
     """
 
     image_size: int
@@ -50,18 +50,34 @@ class Preprocess:
         return cls(**data)
 
     def transform(self, train: bool = False) -> Callable[[Image.Image], torch.Tensor]:
-        """torchvision transform from an RGB PIL image to a normalised (3, S, S) tensor."""
+        """torchvision transform from an RGB PIL image to a normalised (3, S, S) tensor: the
+        centre crop, or with ``train`` this config's own crop scale and colour jitter."""
         from torchvision import transforms as T
 
+        if train:
+            return self.augment(self.scale, color_jitter=self.color_jitter)
         interp = T.InterpolationMode(self.interpolation)
         tail = [T.ToTensor(), T.Normalize(self.mean, self.std)]
-        if train:
-            head = [T.RandomResizedCrop(self.image_size, scale=self.scale, interpolation=interp)]
-            if self.color_jitter > 0:
-                head.append(T.ColorJitter(self.color_jitter, self.color_jitter, self.color_jitter))
-            return T.Compose(head + tail)
         resize = int(round(self.image_size / self.crop_pct))
         return T.Compose([T.Resize(resize, interpolation=interp), T.CenterCrop(self.image_size)] + tail)
+
+    def augment(self, scale=(0.5, 1.0), rotation: float = 0.0, flip: bool = False, color_jitter: float = 0.0,
+                label_map: bool = False) -> Callable[[Image.Image], torch.Tensor]:
+        """The ViT/DINOv2 study's training augmentation at this size and normalisation:
+        RandomResizedCrop, rotation up to ``rotation`` degrees, optional horizontal flip,
+        ColorJitter. A ``label_map`` (rendered segmentation) is rotated with nearest neighbour and
+        never colour-jittered: its colours are classes."""
+        from torchvision import transforms as T
+
+        steps = [T.RandomResizedCrop(self.image_size, scale=tuple(scale), interpolation=T.InterpolationMode(self.interpolation))]
+        if rotation > 0:
+            rotate = T.InterpolationMode.NEAREST if label_map else T.InterpolationMode.BILINEAR
+            steps.append(T.RandomRotation(rotation, interpolation=rotate))
+        if flip:
+            steps.append(T.RandomHorizontalFlip())
+        if color_jitter > 0 and not label_map:
+            steps.append(T.ColorJitter(color_jitter, color_jitter, color_jitter))
+        return T.Compose(steps + [T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def views(self, tta: str | None = None) -> Callable[[Image.Image], list[torch.Tensor]]:
         """Image -> the tensors prediction looks at: the centre crop, or with ``tta="five-crop"``

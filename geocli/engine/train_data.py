@@ -215,22 +215,11 @@ class TrainDataset(torch.utils.data.Dataset):
 
 
 def train_transform(preprocess: dict, cfg: TrainConfig, label_map: bool = False):
-    """The ViT/DINOv2 study's augmentation on a branch's own size and normalisation:
-    RandomResizedCrop, rotation up to ``cfg.rotation`` degrees, optional horizontal flip (off by
-    default: mirrored text and driving side are geo cues), ColorJitter. A ``label_map`` (rendered
-    segmentation) is rotated with nearest neighbour and never colour-jittered: colours are classes."""
-    from torchvision import transforms as T
+    """The run's augmentation (``Preprocess.augment``) on a branch's own size and normalisation.
+    Horizontal flips are off by default: mirrored text and driving side are geo cues."""
+    from ..branches.base import Preprocess
 
-    interp = T.InterpolationMode(preprocess.get("interpolation", "bicubic"))
-    steps = [T.RandomResizedCrop(preprocess["image_size"], scale=tuple(cfg.crop_scale), interpolation=interp)]
-    if cfg.rotation > 0:
-        rotate = T.InterpolationMode.NEAREST if label_map else T.InterpolationMode.BILINEAR
-        steps.append(T.RandomRotation(cfg.rotation, interpolation=rotate))
-    if cfg.flip:
-        steps.append(T.RandomHorizontalFlip())
-    if cfg.color_jitter > 0 and not label_map:
-        steps.append(T.ColorJitter(cfg.color_jitter, cfg.color_jitter, cfg.color_jitter))
-    return T.Compose(steps + [T.ToTensor(), T.Normalize(preprocess["mean"], preprocess["std"])])
+    return Preprocess.from_dict(preprocess).augment(cfg.crop_scale, cfg.rotation, cfg.flip, cfg.color_jitter, label_map)
 
 
 class ShardedSampler(torch.utils.data.Sampler):
