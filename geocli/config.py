@@ -300,6 +300,7 @@ class TrainConfig(ConfigBase):
     cache: bool = True
     cache_dir: str | None = None
     device: str | None = None
+    amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     num_workers: int = 0
     tta: str | None = None  # stored in the checkpoint: how predict / eval look at photos
 

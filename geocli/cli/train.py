@@ -60,6 +60,7 @@ def _cells(ctx, param, value):
 @click.option("--cache/--no-cache", default=None, help="Embedding cache for frozen branches (default on).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder (default ~/.cache/geocli).")
 @click.option("--device", help="cpu, cuda, cuda:1 ... (under torchrun: one GPU per process).")
+@click.option("--amp/--no-amp", default=None, help="bf16 mixed precision on CUDA (default on; no effect on CPU).")
 @click.option("--num-workers", type=click.IntRange(0), help="Image-decoding worker processes.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run saved in this folder.")
 @format_option

@@ -25,6 +25,7 @@ from ..evidence.text_hints import hints_in_texts
 from ..fusion.postprocess import average_views, to_records
 from ..geo.countries import country, country_code_at
 from .model_inputs import ModelBatch, ModelInputs
+from .train_setup import mixed_precision
 
 #: Options of the default geolocator that a checkpoint fixes for itself.
 CHECKPOINT_FIXED = ("clip_model", "clip_pretrained", "clip_weights")
@@ -90,7 +91,7 @@ class CheckpointGeolocator:
 
     def _forward(self, batch: ModelBatch) -> dict:
         model = self.cached_model if batch.from_cache else self.model
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+        with mixed_precision(self.device):
             outputs = model(batch.inputs)
         return average_views(outputs, batch.views)
 

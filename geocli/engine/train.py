@@ -234,7 +234,8 @@ class Trainer:
                 if self.interrupt.requested:
                     raise KeyboardInterrupt
                 batch = S.to_device(batch, self.device)
-                loss, _ = S.run_loss(self.view, self.runner(batch), batch, self.weights)
+                with S.mixed_precision(self.device, self.cfg.amp):
+                    loss, _ = S.run_loss(self.view, self.runner(batch), batch, self.weights)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -264,7 +265,8 @@ class Trainer:
         losses, guesses, countries, queries = [], [], [], []
         for batch in loader:
             batch = S.to_device(batch, self.device)
-            out = self.view(batch)
+            with S.mixed_precision(self.device, self.cfg.amp):
+                out = self.view(batch)
             losses.append(float(S.run_loss(self.view, out, batch, self.weights)[0]) * len(batch["index"]))
             for rec in to_records(self.view, out, top_k=1):
                 guesses.append((rec["predictions"][0]["lat"], rec["predictions"][0]["lon"]) if rec["predictions"] else (np.nan, np.nan))

@@ -167,6 +167,11 @@ def run_loss(view, out: dict, batch: dict, weights: dict[str, torch.Tensor]):
     return weighted_sum(parts, {h.name: h.weight for h in view.config.heads}), {n: v.detach() for n, v in parts.items()}
 
 
+def mixed_precision(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (bf16 needs no loss scaling); a no-op on other devices."""
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+
+
 def to_device(batch, device):
     """Tensors (also inside nested dicts) moved to ``device``."""
     if isinstance(batch, torch.Tensor):

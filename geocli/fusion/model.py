@@ -15,6 +15,7 @@ the weighted multi-task sum and its parts; ``predict(batch)`` the CLI's result r
 from __future__ import annotations
 
 import inspect
+from functools import partial
 
 import torch
 from torch import nn
@@ -148,22 +149,30 @@ class GeoModel(nn.Module):
         return out
 
     def embed(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Fused embedding (B, D) and the token branch's patch tokens (or None)."""
+        """Fused embedding (B, D) and the token branch's patch tokens (or None).
+
+        The branches (and the TransLocator pair) are independent until fusion, so on a GPU each
+        runs on its own CUDA stream and their kernels can overlap; on a CPU they run in turn.
+        """
         masks = self.masks(batch)
+        jobs = []
+        if self.pair is not None:
+            jobs.append(lambda: self.pair({n: batch.get(n) for n in self.pair.names}, masks))
+        jobs += [partial(self._encode_branch, name, module, batch.get(name)) for name, module in self.branches.items()]
         embeddings: dict[str, torch.Tensor | None] = {}
         tokens = None
-        if self.pair is not None:
-            pair_emb, tokens = self.pair({n: batch.get(n) for n in self.pair.names}, masks)
-            embeddings.update(pair_emb)
-        for name, module in self.branches.items():
-            x = batch.get(name)
-            if x is None:
-                embeddings[name] = None
-            elif name == self.token_branch:
-                embeddings[name], tokens = _encode_with_tokens(module, x)
-            else:
-                embeddings[name] = module(x)
+        for emb, branch_tokens in run_side_by_side(jobs, self.device):
+            embeddings.update(emb)
+            tokens = branch_tokens if branch_tokens is not None else tokens
         return self.fusion(embeddings, masks), tokens
+
+    def _encode_branch(self, name: str, module: nn.Module, x) -> tuple[dict, torch.Tensor | None]:
+        if x is None:
+            return {name: None}, None
+        if name == self.token_branch:
+            emb, tokens = _encode_with_tokens(module, x)
+            return {name: emb}, tokens
+        return {name: module(x)}, None
 
     def forward(self, batch: dict) -> dict:
         embedding, tokens = self.embed(batch)
@@ -188,6 +197,27 @@ class GeoModel(nn.Module):
             return to_records(self, self(batch), top_k)
         finally:
             self.train(was_training)
+
+
+def run_side_by_side(jobs: list, device: torch.device) -> list:
+    """Each job's result, in order. On CUDA with several jobs, each runs on a stream of its own
+    (after the inputs made on the current stream are ready) and the current stream waits for all
+    of them before fusion reads the results."""
+    if device.type != "cuda" or len(jobs) < 2:
+        return [job() for job in jobs]
+    current = torch.cuda.current_stream(device)
+    results = []
+    for job in jobs:
+        stream = torch.cuda.Stream(device)
+        stream.wait_stream(current)
+        with torch.cuda.stream(stream):
+            results.append(job())
+        current.wait_stream(stream)
+    for emb, tokens in results:  # memory made on a side stream is now also used on the current one
+        for t in [*emb.values(), tokens]:
+            if t is not None:
+                t.record_stream(current)
+    return results
 
 
 def _encode_with_tokens(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -71,12 +71,12 @@ def _locations(model, source: str, out: dict, k: int) -> list[list[tuple]]:
     if source in ("gallery", "retrieval"):
         probs, coords = head.topk(out, k)
         return [[(float(c[0]), float(c[1]), None, float(p)) for p, c in zip(pr, co)]
-                for pr, co in zip(probs.cpu().numpy(), coords.cpu().numpy())]
+                for pr, co in zip(probs.float().cpu().numpy(), coords.float().cpu().numpy())]
     if source == "grid_regression":
         return _grid_locations(head, out)
     if source == "country":
         return _country_locations(model.config.labels, out, k)
-    coords = out["coords"].detach().cpu().numpy()
+    coords = out["coords"].detach().float().cpu().numpy()
     return [[(float(lat), float(lon), None, None)] for lat, lon in coords]
 
 
@@ -119,7 +119,7 @@ def _grid_locations(head, out: dict) -> list[list[tuple]]:
     probs = out["logits"].detach().float().softmax(-1).cpu()
     conf, idx = probs.max(-1)
     part = head.hierarchy.partitions[head.hierarchy.names.index(head.partition)]
-    coords = out["coords"].detach().cpu().numpy()
+    coords = out["coords"].detach().float().cpu().numpy()
     return [[(float(c[0]), float(c[1]), part.cell_ids[int(i)], float(p))] for c, i, p in zip(coords, idx, conf)]
 
 
