@@ -138,6 +138,8 @@ def test_trust_exif_puts_the_photo_gps_first(run, tmp_path):
     assert first["source"] == "exif" and first["country"] == "AU" and first["probability"] == pytest.approx(0.99)
     assert [p["rank"] for p in rec["predictions"]] == [1, 2, 3] and rec["exif"]["gps"]["lat"] == pytest.approx(-33.8667)
     assert any(line.startswith("EXIF GPS") for line in rec["evidence"])
+    # the model (trained on Europe) is far from Sydney, and the record says by how much
+    assert any("km from the EXIF GPS position" in line for line in rec["evidence"])
 
 
 def _main(args, capsys) -> tuple[int, str]:

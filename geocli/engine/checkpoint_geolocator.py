@@ -105,7 +105,7 @@ class CheckpointGeolocator:
             "exif": exif.to_dict(), "predictions": predictions, "scene": rec["scene"],
             "text": [{"text": b.text, "confidence": round(float(b.confidence), 4)} for b in boxes],
             "country_head": rec["country_head"], "country_agreement": rec["country_agreement"],
-            "evidence": exif.lines() + self._text_lines(texts),
+            "evidence": exif.lines() + _exif_distance(exif, rec["predictions"]) + self._text_lines(texts),
             "reason": None if predictions else "this model has no location head",
         }
 
@@ -117,6 +117,16 @@ class CheckpointGeolocator:
         if scripts:
             lines.append("scripts: " + ", ".join(f"{s} {share:.0%}" for s, share in scripts))
         return lines + [h.describe() for h in hints_in_texts(texts)]
+
+
+def _exif_distance(exif: ExifInfo, predictions: list[dict]) -> list[str]:
+    """How far the model's top guess is from the photo's own GPS tag, when it has one."""
+    if not exif.gps or not predictions:
+        return []
+    from ..geo.distance import haversine_km
+
+    km = float(haversine_km(exif.gps[0], exif.gps[1], predictions[0]["lat"], predictions[0]["lon"]))
+    return [f"the model's top guess is {km:,.0f} km from the EXIF GPS position"]
 
 
 def _branch_label(cfg) -> str:

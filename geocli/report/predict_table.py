@@ -28,7 +28,8 @@ def _guess_table(record: dict) -> Table:
 def _evidence_lines(record: dict) -> list[str]:
     lines = []
     exif = record.get("exif") or {}
-    if exif.get("gps"):
+    evidence = record.get("evidence") or []
+    if exif.get("gps") and not any(line.startswith("EXIF GPS") for line in evidence):
         lines.append(f"EXIF GPS: {_coord(exif['gps']['lat'], exif['gps']['lon'])}")
     if record.get("scene"):
         lines.append(f"scene: {record['scene']['label']} ({100 * record['scene']['probability']:.0f}%)")
@@ -37,7 +38,7 @@ def _evidence_lines(record: dict) -> list[str]:
         lines.append(f"country head: {heads}")
     if record.get("text"):
         lines.append("text: " + " | ".join(f"{t['text']} ({t['confidence']:.2f})" for t in record["text"][:8]))
-    lines.extend(record.get("evidence") or [])
+    lines.extend(evidence)
     return lines
 
 
