@@ -133,6 +133,7 @@ def test_named_text_file_and_stdin_paths_become_records(corpus_run):
     (["{empty}"], "no images to process"),
     (["{folder}/*.nothing"], "no images to process"),
     (["{folder}/plain.jpg", "-o", "{folder}/no/such/dir/out.jsonl"], "cannot write .*out.jsonl: No such file"),
+    (["{folder}/plain.jpg", "-o", "{folder}/plain.jpg"], "plain.jpg is an existing image"),
     ([], "no inputs"),
 ])
 def test_usage_errors_exit_2_with_one_line(corpus_run, tmp_path, args, message):

@@ -178,3 +178,19 @@ def test_scene_head_is_left_out_without_scene_labels(tmp_path):
     train(with_scenes, progress=False)
     model = load_checkpoint(with_scenes.out)
     assert model.heads["scene"].classes == ["indoor", "natural", "urban"]
+
+
+def test_best_epoch_is_kept_beside_the_run(tmp_path):
+    from geocli.engine.train import best_folder, best_score
+
+    cfg = T.tiny_config(tmp_path, epochs=4, lr=5e-2)
+    result = train(cfg, progress=False)
+    scores = [best_score(row) for row in result.history]
+    best_epoch = 1 + min(range(len(scores)), key=lambda i: (scores[i], i))
+    doc = read_checkpoint_config(best_folder(cfg.out))
+    assert doc["train"]["epoch"] == best_epoch and doc["train"]["val"]["median_km"] == min(scores)
+    from geocli import load_model
+
+    photo = str(tmp_path / "data" / "img" / "r0_l0_v0.png")
+    record = next(iter(load_model(str(best_folder(cfg.out)), cache=False).predict([photo])))
+    assert record["ok"] and record["predictions"]  # a plain checkpoint: predict and eval take it

@@ -79,8 +79,14 @@ def _model_options(**options) -> dict:
 
 
 def _open_output(path: str):
-    from ..errors import UsageError
+    """The results file; an existing image there is refused rather than overwritten."""
+    from pathlib import Path
 
+    from ..errors import UsageError
+    from ..images import is_image_path
+
+    if is_image_path(path) and Path(path).exists():
+        raise UsageError(f"-o {path} is an existing image: results would overwrite it; name another file")
     try:
         return open(path, "w", encoding="utf-8", newline="")
     except OSError as exc:

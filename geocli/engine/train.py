@@ -224,6 +224,7 @@ class Trainer:
         self.history.append(row)
         self.log(_epoch_line(row, self.cfg.epochs))
         self._save()
+        self._save_if_best(row)
 
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
         self.sampler.set_epoch(epoch)
@@ -297,6 +298,18 @@ class Trainer:
             self.log(f"interrupted: saved the model after {self.epoch} epoch(s) to {self.cfg.out}; "
                      f"continue with: geocli train --resume {self.cfg.out}")
 
+    def _save_if_best(self, row: dict) -> None:
+        """Keep the best epoch so far (validation median km, else validation loss) as a plain
+        checkpoint beside the run folder, ``OUT-best``: later epochs may overfit."""
+        score = best_score(row)
+        earlier = [best_score(r) for r in self.history[:-1]]
+        if score is None or not self.world.is_main or any(e is not None and e <= score for e in earlier):
+            return
+        from .checkpoint import save_checkpoint
+
+        extra = {"train": {"config": self.cfg.to_dict(), "epoch": self.epoch, "split": self.split, "val": row["val"]}}
+        save_checkpoint(self.model, best_folder(self.cfg.out), extra)
+
     def _result(self, interrupted: bool) -> TrainResult:
         baseline = S.centroid_baseline(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon)
         if getattr(self, "references", None) is not None and len(self.val_m):
@@ -304,6 +317,18 @@ class Trainer:
         return TrainResult(Path(self.cfg.out), self.epoch, self.history, baseline, self.split,
                            self.world.size, list(getattr(self, "seen", [])), interrupted,
                            self.world.rank)
+
+
+def best_folder(out) -> Path:
+    """Where a run keeps its best epoch's checkpoint: ``OUT-best`` beside ``OUT``."""
+    out = Path(out)
+    return out.with_name(f"{out.name}-best")
+
+
+def best_score(row: dict) -> float | None:
+    """Lower is better: validation median km for location models, else validation loss."""
+    val = row.get("val") or {}
+    return val.get("median_km", val.get("loss"))
 
 
 def _eval_transform(preprocess: dict):
