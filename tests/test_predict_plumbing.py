@@ -4,7 +4,6 @@ import io
 import json
 import os
 
-import pytest
 from PIL import Image
 
 from geocli.engine.inputs import expand_inputs

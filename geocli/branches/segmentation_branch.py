@@ -13,7 +13,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..errors import UsageError
 from ..segmentation import MapRenderer
 from .base import BRANCHES, Branch, Preprocess, Trainable
 from .rgb import RGBBranch

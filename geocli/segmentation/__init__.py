@@ -1,7 +1,8 @@
 """Semantic segmentation for the seg branch: segmenters, label spaces (names + palettes), rendering."""
 from .base import SEGMENTERS, Segmenter, build_segmenter
 from .classes import IGNORE_INDEX, LABEL_SPACES, LabelSpace, get_label_space
-from .render import MapRenderer, colors_to_index, load_index_map, render
+from .render import colors_to_index, load_index_map, render
+from .renderer import MapRenderer
 
 __all__ = [
     "IGNORE_INDEX", "LABEL_SPACES", "LabelSpace", "MapRenderer", "SEGMENTERS", "Segmenter", "build_segmenter",

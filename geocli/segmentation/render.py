@@ -11,7 +11,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from ..errors import GeocliError, UsageError
+from ..errors import GeocliError
 from ..images import open_image
 from .classes import IGNORE_INDEX, LabelSpace
 
@@ -22,43 +22,6 @@ def render(index_map: np.ndarray, space: LabelSpace) -> Image.Image:
     if index_map.ndim != 2:
         raise GeocliError(f"a segmentation map must be 2-D (H, W), got shape {index_map.shape}")
     return Image.fromarray(space.lut()[index_map.astype(np.uint8)], mode="RGB")
-
-
-class MapRenderer:
-    """Photos -> rendered colour maps, from a segmenter name and options (built on first use).
-
-    Both the seg branch and prediction from a checkpoint (where a TransLocator pair keeps only the
-    seg ViT) render through this, so the maps a model is trained on and predicts from are the same.
-    """
-
-    def __init__(self, segmenter: str | None, segmenter_options: dict | None = None,
-                 label_space: str | None = None) -> None:
-        self.name, self.options, self.space_name = segmenter, dict(segmenter_options or {}), label_space
-        self._segmenter = None
-
-    @property
-    def segmenter(self):
-        from .base import build_segmenter
-
-        if self._segmenter is None:
-            if self.name is None:
-                raise UsageError("this seg branch has no segmenter: pass rendered maps, or set segmenter=")
-            self._segmenter = build_segmenter(self.name, **self.options)
-        return self._segmenter
-
-    @property
-    def label_space(self) -> LabelSpace:
-        from .classes import get_label_space
-
-        return get_label_space(self.space_name) if self.space_name else self.segmenter.label_space
-
-    def segment(self, images, paths=None) -> list[np.ndarray]:
-        """Class-index maps (H, W) uint8, one per image."""
-        return self.segmenter.segment_batch(list(images), paths)
-
-    def render_maps(self, images, paths=None) -> list[Image.Image]:
-        space = self.label_space
-        return [render(index_map, space) for index_map in self.segment(images, paths)]
 
 
 def colors_to_index(rgb: np.ndarray, space: LabelSpace) -> np.ndarray:
