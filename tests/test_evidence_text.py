@@ -43,6 +43,7 @@ def _top(hints):
 @pytest.mark.parametrize("text, country", [
     ("Tel. +385 1 4567 890", "HR"), ("tel 00385 21 345 678", "HR"), ("+44 20 7946 0958", "GB"),
     ("Call (415) 555-0123", "US"), ("+1 415 555 0123", "US"),
+    ("[877]556-3100", "US"),  # as OCR read a sign in San Francisco: brackets for parentheses
 ])
 def test_phone_prefixes(text, country):
     assert _top(phone_hints(text)) == country

@@ -37,7 +37,7 @@ COMPOUND_LANGUAGES = frozenset({"de", "nl", "sv", "da", "no"})
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _TLD = re.compile(r"(?<![\w.])(?:https?://)?(?:www\.)?((?:[a-z0-9-]+\.)*[a-z0-9-]{2,})\.([a-z]{2})(?![\w.]|\.[a-z])")
 _PHONE = re.compile(r"(?<![\w+])(?:\+|\b00)\s?(\d[\d\s./()-]{5,}\d)")
-_NANP = re.compile(r"(?<!\d)\(?[2-9]\d{2}\)?[\s.-]?\d{3}[\s.-]\d{4}(?!\d)")
+_NANP = re.compile(r"(?<!\d)[(\[]?[2-9]\d{2}[)\]]?[\s.-]?\d{3}[\s.-]\d{4}(?!\d)")  # OCR reads ( ) as [ ] too
 
 
 @dataclass
