@@ -105,3 +105,47 @@ def test_final_norm_can_be_trimmed():
     assert not any(k.startswith("model.norm.") for k in trimmed.state_dict())
     with pytest.raises(UsageError, match="final LayerNorm"):
         build_branch("rgb", {"model": "resnet18", "final_norm": False})
+
+
+@pytest.mark.parametrize("rgb", [
+    {"model": "vit_tiny_patch16_224", "pretrained": False, "model_kwargs": TINY},
+    {"model": "mobilenetv3_small_050", "pretrained": False, "image_size": 64},
+])
+def test_cached_rows_give_back_the_same_descriptors_as_the_live_branch(rgb):
+    """A frozen token branch caches pooled vector + patch tokens; its stand-in hands them back."""
+    from geocli.engine.train_setup import caches_tokens, training_view
+    from geocli.fusion.model import TokenEmbeddingInput, flatten_with_tokens
+
+    cfg = ModelConfig(branches=[BranchConfig("rgb", options=rgb)],
+                      heads=[HeadConfig("retrieval", options={"out_channels": 8, "out_rows": 2})])
+    model = GeoModel(cfg, pretrained=False).eval()
+    size = model.branches["rgb"].preprocess.image_size
+    x = torch.randn(3, 3, size, size)
+    view = training_view(model, {"rgb"}).eval()
+    assert caches_tokens(model, "rgb") and isinstance(view.branches["rgb"], TokenEmbeddingInput)
+    with torch.no_grad():
+        rows = flatten_with_tokens(model.branches["rgb"], x)
+        live, cached = model({"rgb": x}), view({"rgb": rows})
+    torch.testing.assert_close(cached["heads"]["retrieval"]["descriptor"], live["heads"]["retrieval"]["descriptor"])
+    torch.testing.assert_close(cached["embedding"], live["embedding"])
+
+
+def test_frozen_retrieval_training_encodes_each_photo_once(tmp_path, monkeypatch):
+    import train_helpers as T
+    from geocli.engine import train as train_engine
+    from geocli.engine.train import train
+
+    calls: list[int] = []
+    original = train_engine._token_encoder
+
+    def counting(module, preprocess, batch_size):
+        encode = original(module, preprocess, batch_size)
+        return lambda paths: calls.append(len(paths)) or encode(paths)
+
+    monkeypatch.setattr(train_engine, "_token_encoder", counting)
+    settings = dict(heads=["retrieval"], sampler="places", images_per_place=3, batch_size=6, epochs=2,
+                    head_options={"retrieval": {"out_channels": 8, "out_rows": 2}})
+    result = train(T.tiny_config(tmp_path, **settings), progress=False)
+    assert sum(calls) == 54 and set(result.history[-1]["val"]["recall"]) == {"recall@1", "recall@5", "recall@10"}
+    train(T.tiny_config(tmp_path, **settings, out=str(tmp_path / "again")), progress=False)
+    assert sum(calls) == 54  # the second run read every row back from the cache

@@ -180,8 +180,10 @@ class Trainer:
         """Cached vectors of branch ``name`` for ``paths``; under torchrun each rank encodes a shard."""
         module = self.model.branches[name]
         bcfg = self.model.config.branch(name)
-        cache = EmbeddingCache(branch_key(bcfg.registry_name, bcfg.options, bcfg.preprocess, module), self.cfg.cache_dir)
-        encode = _encoder(module, self.cfg.batch_size)
+        tokens = S.caches_tokens(self.model, name)
+        kind = f"{bcfg.registry_name}+tokens" if tokens else bcfg.registry_name
+        cache = EmbeddingCache(branch_key(kind, bcfg.options, bcfg.preprocess, module), self.cfg.cache_dir)
+        encode = _token_encoder(module, bcfg.preprocess, self.cfg.batch_size) if tokens else _encoder(module, self.cfg.batch_size)
         todo = len(cache.missing([_hash(p) for p in paths]))
         t0 = time.perf_counter()
         with _bar(self.progress, todo, f"encoding {name} (cache)") as bar:
@@ -346,6 +348,27 @@ def _encoder(module, batch_size: int):
         if hasattr(out, "has_text"):
             return out.emb, out.has_text
         return out, None
+
+    return encode
+
+
+def _token_encoder(module, preprocess: dict, batch_size: int):
+    """paths -> (pooled embedding + flattened patch tokens per row, None) of a frozen token branch."""
+    from ..fusion.model import flatten_with_tokens
+    from ..images import open_image
+
+    transform = _eval_transform(preprocess)
+
+    def pixels(chunk: list[str]) -> torch.Tensor:
+        return torch.stack([transform(open_image(p)) for p in chunk]).to(module.device)
+
+    @torch.no_grad()
+    def encode(paths: list[str]):
+        was_training = module.training
+        module.eval()
+        rows = [flatten_with_tokens(module, pixels(paths[i : i + batch_size])) for i in range(0, len(paths), batch_size)]
+        module.train(was_training)
+        return torch.cat(rows), None
 
     return encode
 

@@ -52,34 +52,50 @@ def build_model_config(cfg: TrainConfig, labels: LabelSpaces) -> ModelConfig:
 
 
 def cacheable(model, use_cache: bool) -> set[str]:
-    """Branches encoded once through the embedding cache: frozen, outside a TransLocator pair, and
-    not the token source of a head that needs patch tokens. Seg and OCR must be cacheable."""
-    tokens_needed = any(h in model.heads for h in TOKEN_HEADS)
+    """Branches encoded once through the embedding cache: frozen and outside a TransLocator pair
+    (the token source of a head that needs patch tokens caches its tokens too, see
+    ``caches_tokens``). Seg and OCR must be cacheable."""
     out = set()
     for name, module in model.branches.items():
         frozen = getattr(module, "trainable", None) == "freeze" and hasattr(module, "encode_images")
-        if frozen and use_cache and not (tokens_needed and name == model.token_branch):
+        if frozen and use_cache:
             out.add(name)
         elif name in CACHE_ONLY:
             raise UsageError(f"the {name} branch trains only frozen from the embedding cache (drop --no-cache)")
     return out
 
 
+def caches_tokens(model, name: str) -> bool:
+    """Whether branch ``name``'s cache rows carry its patch tokens (a retrieval head reads them)."""
+    return name == model.token_branch and any(h in model.heads for h in TOKEN_HEADS)
+
+
 def training_view(model, cached: set[str]):
     """A ``GeoModel`` sharing ``model``'s trainable modules whose ``cached`` branches take vectors
     from the batch. Training it trains ``model``; ``model`` (with its frozen encoders) is what is
     saved, so the checkpoint predicts from photos."""
-    from ..fusion.model import EmbeddingInput, GeoModel
+    from ..fusion.model import GeoModel
 
     if not cached:
         return model
     stand_ins = [BranchConfig(n, input="embedding", embed_dim=int(m.out_dim)) for n, m in model.branches.items()]
     view = GeoModel(ModelConfig(branches=stand_ins, heads=[], labels=model.config.labels), pretrained=False)
     for name, module in model.branches.items():
-        view.branches[name] = EmbeddingInput(int(module.out_dim)) if name in cached else module
+        view.branches[name] = _stand_in(model, name) if name in cached else module
     view.pair, view.fusion, view.heads, view.config = model.pair, model.fusion, model.heads, model.config
-    view.token_branch = model.token_branch if model.token_branch not in cached else None
+    keeps_tokens = model.token_branch not in cached or caches_tokens(model, model.token_branch)
+    view.token_branch = model.token_branch if keeps_tokens else None
     return view.to(model.device)
+
+
+def _stand_in(model, name: str):
+    from ..fusion.model import EmbeddingInput, TokenEmbeddingInput
+
+    dim = int(model.branches[name].out_dim)
+    if caches_tokens(model, name):
+        token_dim, num_tokens = model.token_shape
+        return TokenEmbeddingInput(dim, num_tokens, token_dim)
+    return EmbeddingInput(dim)
 
 
 def param_groups(view, cfg: TrainConfig) -> list[dict]:

@@ -42,6 +42,32 @@ class EmbeddingInput(nn.Module):
         return x
 
 
+class TokenEmbeddingInput(EmbeddingInput):
+    """A frozen token branch whose pooled vector and patch tokens come precomputed in the batch,
+    flattened into one row of ``out_dim + num_tokens * token_dim`` (the embedding cache's form)."""
+
+    has_tokens = False
+
+    def __init__(self, dim: int, num_tokens: int, token_dim: int):
+        super().__init__(dim)
+        self.num_tokens, self.token_dim = num_tokens, token_dim
+        self.row_dim = dim + num_tokens * token_dim
+
+    def feature_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if x.dim() != 2 or x.shape[1] != self.row_dim:
+            raise UsageError(f"expected cached embeddings with tokens of shape (B, {self.row_dim}), got {tuple(x.shape)}")
+        return x[:, : self.out_dim], x[:, self.out_dim :].reshape(len(x), self.num_tokens, self.token_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature_tokens(x)[0]
+
+
+def flatten_with_tokens(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """One row per image: the pooled embedding, then the patch tokens (what ``TokenEmbeddingInput`` reads)."""
+    pooled, tokens = _encode_with_tokens(module, x)
+    return torch.cat([pooled, tokens.flatten(1)], dim=1)
+
+
 def _without_weights(options: dict) -> dict:
     """Branch options that build the architecture only: weights come from the checkpoint."""
     out = dict(options)
@@ -119,6 +145,11 @@ class GeoModel(nn.Module):
         if self.token_branch is None:
             return None
         return self.pair.encoders[self.token_branch] if self.pair is not None else self.branches[self.token_branch]
+
+    @property
+    def token_shape(self) -> tuple[int | None, int | None]:
+        """(token width, token count) of the token branch, or (None, None)."""
+        return self._token_shape()
 
     def _token_shape(self) -> tuple[int | None, int | None]:
         enc = self._token_encoder()
