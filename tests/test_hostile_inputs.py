@@ -134,6 +134,7 @@ def test_named_text_file_and_stdin_paths_become_records(corpus_run):
     (["{folder}/*.nothing"], "no images to process"),
     (["{folder}/plain.jpg", "-o", "{folder}/no/such/dir/out.jsonl"], "cannot write .*out.jsonl: No such file"),
     (["{folder}/plain.jpg", "-o", "{folder}/plain.jpg"], "plain.jpg is an existing image"),
+    (["{empty}", "-o", "{empty}/out.jsonl"], "no images to process"),
     ([], "no inputs"),
 ])
 def test_usage_errors_exit_2_with_one_line(corpus_run, tmp_path, args, message):
@@ -144,6 +145,7 @@ def test_usage_errors_exit_2_with_one_line(corpus_run, tmp_path, args, message):
     assert result.code == 2 and result.stdout == ""
     errors = [line for line in result.stderr.splitlines() if re.match(r"(geocli: error|Error):", line)]
     assert len(errors) == 1 and re.search(message, errors[0]), result.stderr
+    assert not (tmp_path / "empty" / "out.jsonl").exists()  # a failed run leaves no empty results file
     _clean(result.stderr)
 
 

@@ -1,6 +1,7 @@
 """``geocli predict``: where was each photo taken?"""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -98,6 +99,7 @@ def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool
     from ..report.console import log
     from ..report.writers import WRITERS
 
+    created = bool(output) and not os.path.exists(output)
     stream = _open_output(output) if output else sys.stdout
     writer = WRITERS[fmt](stream)
     failed, n, kept = 0, 0, []
@@ -115,6 +117,8 @@ def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool
     if n == 0 and not interrupt.requested:
         from ..errors import UsageError
 
+        if created:  # nothing was written: leave no empty results file behind
+            os.remove(output)
         raise UsageError("no images to process in the given inputs")
     if failed:
         log(f"{failed} of {n} images failed; see their error records")
