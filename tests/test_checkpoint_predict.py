@@ -88,9 +88,12 @@ def test_cache_skips_the_frozen_branch_and_changes_nothing(run, tmp_path, monkey
     options = {"cache_dir": str(tmp_path / "cache")}
     first = list(load_model(str(run / "run"), **options).predict(paths))
     calls = []
-    original = RGBBranch.encode_images
-    monkeypatch.setattr(RGBBranch, "encode_images", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    second = list(load_model(str(run / "run"), **options).predict(paths))
+    for method in ("forward", "tokens_in"):  # whichever way the ViT would run
+        original = getattr(RGBBranch, method)
+        monkeypatch.setattr(RGBBranch, method, lambda self, *a, _o=original, **k: calls.append(1) or _o(self, *a, **k))
+    geo = load_model(str(run / "run"), **options)
+    assert geo.geolocator.inputs.cached == {"rgb"}
+    second = list(geo.predict(paths))
     assert calls == []  # every vector came from the cache
     for a, b, c in zip(plain, first, second):
         assert [p["cell"] for p in a["predictions"]] == [p["cell"] for p in b["predictions"]] == [p["cell"] for p in c["predictions"]]
@@ -102,7 +105,8 @@ def test_eval_reuses_the_vectors_training_cached(run, monkeypatch):
     from geocli.branches.rgb import RGBBranch
 
     calls = []
-    monkeypatch.setattr(RGBBranch, "encode_images", lambda self, *a, **k: calls.append(1))
+    for method in ("forward", "tokens_in"):
+        monkeypatch.setattr(RGBBranch, method, lambda self, *a, **k: calls.append(1))
     geo = load_model(str(run / "run"), cache_dir=str(run / "cache"))
     records = list(geo.predict([_photo(run), _photo(run, "r1_l2_v1.png")]))
     assert calls == [] and all(r["ok"] and r["predictions"] for r in records)

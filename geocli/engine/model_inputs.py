@@ -62,10 +62,13 @@ class ModelInputs:
                                                    opts.get("label_space"))
 
     def _caches(self, cache_dir: str | None) -> dict[str, EmbeddingCache]:
-        """One cache per frozen pixel branch that runs on its own (not in a pair, not the token source)."""
+        """One cache per frozen pixel branch that runs on its own: not in a TransLocator pair, and
+        not the patch-token source of a retrieval head (its vectors alone would not do)."""
+        from .train_setup import caches_tokens
+
         out = {}
         for name, module in self.model.branches.items():
-            if name in self.pixels and getattr(module, "trainable", None) == "freeze" and name != self.model.token_branch:
+            if name in self.pixels and getattr(module, "trainable", None) == "freeze" and not caches_tokens(self.model, name):
                 cfg = self.model.config.branch(name)
                 out[name] = EmbeddingCache(branch_key(cfg.registry_name, cfg.options, cfg.preprocess, module), cache_dir)
         return out
