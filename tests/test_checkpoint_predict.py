@@ -214,3 +214,19 @@ def test_records_come_from_bf16_outputs_as_on_a_gpu(run):
     records = to_records(model, average_views(out, 5), 3)
     assert len(records) == 1 and len(records[0]["predictions"]) == 3
     assert all(isinstance(p["probability"], float) for p in records[0]["predictions"])
+
+
+def test_average_views_folds_probabilities_and_coordinates():
+    from geocli.fusion.postprocess import average_views
+
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [1.0, 0.0]])
+    coords = torch.tensor([[10.0, 179.0], [10.0, -179.0], [-5.0, 20.0], [5.0, 20.0]])
+    out = {"embedding": torch.ones(4, 3), "tokens": None,
+           "heads": {"country": {"logits": logits}, "regression": {"coords": coords}}}
+    folded = average_views(out, 2)
+    probs = folded["heads"]["country"]["logits"].softmax(-1)
+    torch.testing.assert_close(probs, torch.stack([logits[:2].softmax(-1).mean(0), logits[2:].softmax(-1).mean(0)]))
+    lat_lon = folded["heads"]["regression"]["coords"]
+    assert abs(abs(float(lat_lon[0, 1])) - 180.0) < 1e-6  # across the antimeridian, not to lon 0
+    torch.testing.assert_close(lat_lon[1], torch.tensor([0.0, 20.0]), atol=1e-5, rtol=0)
+    assert folded["embedding"].shape == (2, 3) and folded["tokens"] is None

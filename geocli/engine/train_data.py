@@ -129,12 +129,10 @@ def place_ids(manifest: Manifest, radius_km: float) -> np.ndarray:
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    from ..geo.distance import EARTH_RADIUS_KM
+    from ..geo.distance import km_to_chord, to_unit_vectors
 
-    lat, lon = np.radians(manifest.lat), np.radians(manifest.lon)
-    xyz = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
-    chord = 2 * np.sin(radius_km / EARTH_RADIUS_KM / 2)
-    pairs = cKDTree(xyz).query_pairs(chord, output_type="ndarray")
+    xyz = to_unit_vectors(manifest.lat, manifest.lon)
+    pairs = cKDTree(xyz).query_pairs(float(km_to_chord(radius_km)), output_type="ndarray")
     n = len(manifest)
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else coo_matrix((n, n))
     return connected_components(graph, directed=False)[1].astype(np.int64)

@@ -165,7 +165,7 @@ def _average(key: str, value, views: int):
         probs = value.detach().float().softmax(-1)
         return _mean_rows(probs, views).clamp_min(1e-12).log()
     if key == "coords":
-        return _mean_coords(value.detach().double(), views).to(value.dtype)
+        return _mean_coords(value, views)
     mean = _mean_rows(value, views)
     return torch.nn.functional.normalize(mean, dim=-1) if key in ("descriptor", "image") else mean
 
@@ -176,7 +176,6 @@ def _mean_rows(x: torch.Tensor, views: int) -> torch.Tensor:
 
 def _mean_coords(coords: torch.Tensor, views: int) -> torch.Tensor:
     """Spherical mean of each image's (lat, lon) guesses (safe across the antimeridian)."""
-    lat, lon = torch.deg2rad(coords[:, 0]), torch.deg2rad(coords[:, 1])
-    xyz = torch.stack([lat.cos() * lon.cos(), lat.cos() * lon.sin(), lat.sin()], dim=1)
-    m = _mean_rows(xyz, views)
-    return torch.rad2deg(torch.stack([torch.atan2(m[:, 2], m[:, :2].norm(dim=1)), torch.atan2(m[:, 1], m[:, 0])], 1))
+    per_image = coords.detach().double().cpu().numpy().reshape(-1, views, 2)
+    means = [mean_coordinate(c[:, 0], c[:, 1]) for c in per_image]
+    return torch.as_tensor(means, dtype=coords.dtype, device=coords.device)
