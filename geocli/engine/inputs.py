@@ -2,8 +2,9 @@
 
 A path named on the command line must exist (else a usage error, raised before any work);
 existing files are always attempted (a broken one becomes an error record), as are paths read
-from stdin, present or not; inside folders only names with image extensions are taken. Symlink loops are not followed, duplicates
-are dropped (first occurrence kept) and every skip is reported through ``log``.
+from stdin, present or not; inside folders only names with image extensions are taken. Symlink
+loops are not followed, duplicates are dropped (first occurrence kept) and every skip is
+reported through ``log``.
 """
 from __future__ import annotations
 
