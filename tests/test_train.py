@@ -181,7 +181,8 @@ def test_scene_head_is_left_out_without_scene_labels(tmp_path):
 
 
 def test_best_epoch_is_kept_beside_the_run(tmp_path):
-    from geocli.engine.train import best_folder, best_score
+    from geocli.engine.train import best_folder
+    from geocli.engine.train_scoring import best_score
 
     cfg = T.tiny_config(tmp_path, epochs=4, lr=5e-2)
     result = train(cfg, progress=False)

@@ -30,6 +30,9 @@ def test_two_gloo_processes_see_distinct_shards_and_save_the_same_model_shape(tm
     assert len(ranks[0]["seen"]) == len(ranks[1]["seen"]) > 0
     assert not seen[0] & seen[1]  # uniform sampler: each rank its own half of the permutation
     assert ranks[0]["history"][-1]["train_loss"] == pytest.approx(ranks[1]["history"][-1]["train_loss"])
+    # validation is sharded, then gathered: both ranks report the whole set's numbers
+    assert ranks[0]["history"][-1]["val"] == ranks[1]["history"][-1]["val"]
+    assert ranks[0]["history"][-1]["val"]["n"] == 12
 
     single = train(T.tiny_config(tmp_path, epochs=2, out=str(tmp_path / "one"), sampler="uniform"), progress=False)
     n_train = 42  # 18 locations x 3 views, 4 held-out locations for validation

@@ -149,3 +149,11 @@ def test_frozen_retrieval_training_encodes_each_photo_once(tmp_path, monkeypatch
     assert sum(calls) == 54 and set(result.history[-1]["val"]["recall"]) == {"recall@1", "recall@5", "recall@10"}
     train(T.tiny_config(tmp_path, **settings, out=str(tmp_path / "again")), progress=False)
     assert sum(calls) == 54  # the second run read every row back from the cache
+
+
+def test_eval_shards_cover_every_sample_once():
+    from geocli.engine.train_data import EvalShard
+
+    shards = [list(EvalShard(11, rank, 3)) for rank in range(3)]
+    assert sorted(i for s in shards for i in s) == list(range(11))
+    assert [len(s) for s in shards] == [4, 4, 3] and list(EvalShard(5)) == [0, 1, 2, 3, 4]

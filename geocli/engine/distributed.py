@@ -70,3 +70,12 @@ def broadcast_flag(flag: bool, world: World, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def gather_lists(items: list, world: World | None) -> list:
+    """Every rank's ``items`` concatenated in rank order (``items`` itself without torchrun)."""
+    if world is None or not world.distributed:
+        return items
+    parts: list = [None] * world.size
+    dist.all_gather_object(parts, items)
+    return [x for part in parts for x in part]

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from ..config import TrainConfig
 from ..report.console import log as default_log
 from . import train_data as D
 from . import train_retrieval as R
+from . import train_scoring as scoring
 from . import train_setup as S
 from .cache import EmbeddingCache, branch_key, cached_embeddings
 from .distributed import barrier, init_distributed, mean_over_ranks
@@ -145,8 +145,10 @@ class Trainer:
         self.train_eval_loader = None
         if self.cfg.train_metrics or R.RETRIEVAL_HEAD in self.model.heads:  # training photos, eval mode
             eval_ds = D.TrainDataset(self.train_m, self.train_t, val_tf, cached_train, maps)
+            # whole on every rank: the reference index needs every training photo's descriptor
             self.train_eval_loader = torch.utils.data.DataLoader(eval_ds, shuffle=False, **kw)
-        return train_loader, torch.utils.data.DataLoader(val_ds, shuffle=False, **kw)
+        shard = D.EvalShard(len(val_ds), self.world.rank, self.world.size)  # gathered again by scoring
+        return train_loader, torch.utils.data.DataLoader(val_ds, sampler=shard, **kw)
 
     def _live_inputs(self) -> list[str]:
         """Every branch that reads pixels in the batch, TransLocator pair members included."""
@@ -224,7 +226,7 @@ class Trainer:
         if self.cfg.train_metrics:
             row["train"] = self._score(self.train_eval_loader, self.train_m)
         self.history.append(row)
-        self.log(_epoch_line(row, self.cfg.epochs))
+        self.log(scoring.epoch_line(row, self.cfg.epochs))
         self._save()
         self._save_if_best(row)
 
@@ -256,34 +258,11 @@ class Trainer:
                                                    self.train_m.lon, self.device)
 
     def _validate(self) -> dict:
-        return self._score(self.val_loader, self.val_m) if len(self.val_m) else {}
+        return self._score(self.val_loader, self.val_m, sharded=True) if len(self.val_m) else {}
 
-    @torch.no_grad()
-    def _score(self, loader, manifest) -> dict:
-        """Loss, distance summary, country accuracy and, for retrieval models, recall@1/5/10 of
-        ``manifest``'s photos as queries against the reference index (every rank, all of them)."""
-        from ..fusion.postprocess import to_records
-
-        self.view.eval()
-        losses, guesses, countries, queries = [], [], [], []
-        for batch in loader:
-            batch = S.to_device(batch, self.device)
-            with S.mixed_precision(self.device, self.cfg.amp):
-                out = self.view(batch)
-            losses.append(float(S.run_loss(self.view, out, batch, self.weights)[0]) * len(batch["index"]))
-            for rec in to_records(self.view, out, top_k=1):
-                guesses.append((rec["predictions"][0]["lat"], rec["predictions"][0]["lon"]) if rec["predictions"] else (np.nan, np.nan))
-                countries.append(_top_country(rec))
-            if self.references is not None:
-                queries.append(out["heads"][R.RETRIEVAL_HEAD]["descriptor"].float().cpu())
-        self.view.train()
-        result = {"loss": sum(losses) / len(manifest), **_distances(manifest, guesses)}
-        truth = D.manifest_countries(manifest)
-        known = [(t, p) for t, p in zip(truth, countries) if t]
-        result["country_accuracy"] = float(np.mean([t == p for t, p in known])) if known else None
-        if queries:
-            result["recall"] = R.recall(self.references, torch.cat(queries), manifest.lat, manifest.lon)
-        return result
+    def _score(self, loader, manifest, sharded: bool = False) -> dict:
+        return scoring.score(self.view, loader, manifest, self.weights, self.device, self.cfg.amp,
+                             self.references, self.world if sharded else None)
 
     # ---- output ----
     def _save(self, interrupted: bool = False) -> None:
@@ -303,8 +282,8 @@ class Trainer:
     def _save_if_best(self, row: dict) -> None:
         """Keep the best epoch so far (validation median km, else validation loss) as a plain
         checkpoint beside the run folder, ``OUT-best``: later epochs may overfit."""
-        score = best_score(row)
-        earlier = [best_score(r) for r in self.history[:-1]]
+        score = scoring.best_score(row)
+        earlier = [scoring.best_score(r) for r in self.history[:-1]]
         if score is None or not self.world.is_main or any(e is not None and e <= score for e in earlier):
             return
         from .checkpoint import save_checkpoint
@@ -325,12 +304,6 @@ def best_folder(out) -> Path:
     """Where a run keeps its best epoch's checkpoint: ``OUT-best`` beside ``OUT``."""
     out = Path(out)
     return out.with_name(f"{out.name}-best")
-
-
-def best_score(row: dict) -> float | None:
-    """Lower is better: validation median km for location models, else validation loss."""
-    val = row.get("val") or {}
-    return val.get("median_km", val.get("loss"))
 
 
 def _eval_transform(preprocess: dict):
@@ -379,39 +352,7 @@ def _hash(path: str) -> str:
     return content_hash(path)
 
 
-def _distances(manifest, guesses: list) -> dict:
-    from ..geo.distance import haversine_km
-    from ..metrics import distance_summary
-
-    g = np.asarray(guesses, np.float64).reshape(-1, 2)
-    if np.isnan(g).all():
-        return {}
-    return distance_summary(haversine_km(manifest.lat, manifest.lon, g[:, 0], g[:, 1]))
-
-
-def _top_country(record: dict) -> str | None:
-    if record.get("country_head"):
-        return record["country_head"][0]["country"]
-    return record["predictions"][0]["country"] if record.get("predictions") else None
-
-
 def _bar(enabled: bool, total: int, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled or total == 0, leave=False)
-
-
-def _epoch_line(row: dict, epochs: int) -> str:
-    val = row["val"]
-    acc = val.get("accuracy", {})
-    parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.3f}"]
-    if "loss" in val:
-        parts.append(f"val loss {val['loss']:.3f}")
-    if val.get("median_km") is not None:
-        parts.append(f"median {val['median_km']:.1f} km, @25 km {100 * acc.get('25', 0):.1f}%, @200 km {100 * acc.get('200', 0):.1f}%")
-    if val.get("country_accuracy") is not None:
-        parts.append(f"country {100 * val['country_accuracy']:.1f}%")
-    if val.get("recall"):
-        parts.append("recall@1/5/10 " + "/".join(f"{100 * v:.1f}" for v in val["recall"].values()) + "%")
-    parts.append(f"{row['img_per_s']:.0f} img/s")
-    return " | ".join(parts)

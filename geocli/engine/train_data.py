@@ -268,3 +268,17 @@ def render_label_maps(module, paths: list[str], batch_size: int, progress=None) 
         if progress is not None:
             progress(len(chunk))
     return out
+
+
+class EvalShard(torch.utils.data.Sampler):
+    """Rank r of W scores samples r, r+W, ... in order: every sample exactly once over all ranks
+    (no padding, so gathered results need no de-duplication)."""
+
+    def __init__(self, n: int, rank: int = 0, world: int = 1):
+        self.indices = list(range(rank, n, world))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)

@@ -1,0 +1,89 @@
+"""Scoring a model on photos during training: loss, distance summary, country accuracy and, for
+retrieval models, recall@1/5/10 against the reference index; plus the epoch's log line and the
+number that picks the best epoch.
+
+Under torchrun the validation set is sharded (``EvalShard``): each rank scores its own photos and
+the per-photo rows are gathered, so every rank computes the same numbers from the whole set.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import train_data as D
+from . import train_retrieval as R
+from . import train_setup as S
+from .distributed import World, gather_lists
+
+
+@torch.no_grad()
+def score(view, loader, manifest, weights: dict, device, amp: bool, references=None,
+          world: World | None = None) -> dict:
+    """Scores of ``manifest``'s photos as ``loader`` yields them; ``world``: gather a sharded loader."""
+    rows, losses = _rows(view, loader, weights, device, amp, references is not None)
+    rows = sorted(gather_lists(rows, world), key=lambda r: r[0])
+    loss = sum(gather_lists(losses, world))
+    result = {"loss": loss / len(manifest), **_distances(manifest, [r[1] for r in rows])}
+    truth = D.manifest_countries(manifest)
+    known = [(t, r[2]) for t, r in zip(truth, rows) if t]
+    result["country_accuracy"] = float(np.mean([t == p for t, p in known])) if known else None
+    if references is not None:
+        result["recall"] = R.recall(references, torch.stack([r[3] for r in rows]), manifest.lat, manifest.lon)
+    return result
+
+
+def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[list, list]:
+    """(index, top guess, top country, descriptor or None) per photo, and each batch's summed loss."""
+    from ..fusion.postprocess import to_records
+
+    view.eval()
+    rows, losses = [], []
+    for batch in loader:
+        batch = S.to_device(batch, device)
+        with S.mixed_precision(device, amp):
+            out = view(batch)
+        losses.append(float(S.run_loss(view, out, batch, weights)[0]) * len(batch["index"]))
+        desc = out["heads"][R.RETRIEVAL_HEAD]["descriptor"].float().cpu() if descriptors else None
+        for j, (i, rec) in enumerate(zip(batch["index"].tolist(), to_records(view, out, top_k=1))):
+            top = rec["predictions"][0] if rec["predictions"] else {"lat": np.nan, "lon": np.nan}
+            rows.append((i, (top["lat"], top["lon"]), _top_country(rec), None if desc is None else desc[j]))
+    view.train()
+    return rows, losses
+
+
+def _distances(manifest, guesses: list) -> dict:
+    from ..geo.distance import haversine_km
+    from ..metrics import distance_summary
+
+    g = np.asarray(guesses, np.float64).reshape(-1, 2)
+    if np.isnan(g).all():
+        return {}
+    return distance_summary(haversine_km(manifest.lat, manifest.lon, g[:, 0], g[:, 1]))
+
+
+def _top_country(record: dict) -> str | None:
+    if record.get("country_head"):
+        return record["country_head"][0]["country"]
+    return record["predictions"][0]["country"] if record.get("predictions") else None
+
+
+def best_score(row: dict) -> float | None:
+    """Lower is better: validation median km for location models, else validation loss."""
+    val = row.get("val") or {}
+    return val.get("median_km", val.get("loss"))
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    val = row["val"]
+    acc = val.get("accuracy", {})
+    parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.3f}"]
+    if "loss" in val:
+        parts.append(f"val loss {val['loss']:.3f}")
+    if val.get("median_km") is not None:
+        parts.append(f"median {val['median_km']:.1f} km, @25 km {100 * acc.get('25', 0):.1f}%, @200 km {100 * acc.get('200', 0):.1f}%")
+    if val.get("country_accuracy") is not None:
+        parts.append(f"country {100 * val['country_accuracy']:.1f}%")
+    if val.get("recall"):
+        parts.append("recall@1/5/10 " + "/".join(f"{100 * v:.1f}" for v in val["recall"].values()) + "%")
+    parts.append(f"{row['img_per_s']:.0f} img/s")
+    return " | ".join(parts)
