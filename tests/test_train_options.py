@@ -138,8 +138,8 @@ def test_frozen_retrieval_training_encodes_each_photo_once(tmp_path, monkeypatch
     calls: list[int] = []
     original = train_engine._token_encoder
 
-    def counting(module, preprocess, batch_size):
-        encode = original(module, preprocess, batch_size)
+    def counting(module, batch_size):
+        encode = original(module, batch_size)
         return lambda paths: calls.append(len(paths)) or encode(paths)
 
     monkeypatch.setattr(train_engine, "_token_encoder", counting)

@@ -50,6 +50,15 @@ def branch_key(kind: str, options: dict, preprocess: dict, module: torch.nn.Modu
     return f"{kind}-{digest(CACHE_VERSION, kind, options, preprocess, fingerprint)}"
 
 
+def branch_cache(cfg, module: torch.nn.Module, root: str | os.PathLike | None = None,
+                 tokens: bool = False) -> "EmbeddingCache":
+    """The cache of a configured branch (``BranchConfig`` + its module). Training and prediction
+    both open it here, so prediction finds exactly the vectors training stored; ``tokens``: rows
+    that also carry the patch tokens (a separate cache)."""
+    kind = f"{cfg.registry_name}+tokens" if tokens else cfg.registry_name
+    return EmbeddingCache(branch_key(kind, cfg.options, cfg.preprocess, module), root)
+
+
 def parameters_hash(module: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for name, tensor in sorted(module.state_dict().items()):

@@ -10,7 +10,7 @@ Frozen pixel branches outside a TransLocator pair can take their vectors from th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from PIL import Image
@@ -19,7 +19,7 @@ from ..branches.base import Preprocess
 from ..errors import UsageError
 from ..ocr import boxes_to_text
 from ..segmentation import MapRenderer
-from .cache import EmbeddingCache, branch_key, cached_embeddings
+from .cache import EmbeddingCache, branch_cache, cached_embeddings
 
 
 @dataclass
@@ -39,7 +39,7 @@ class ModelInputs:
                  cache_dir: str | None = None) -> None:
         self.model, self.tta, self.read_text = model, tta, read_text
         self.views = 5 if tta == "five-crop" else 1
-        self.pixels: dict[str, callable] = {}
+        self.pixels: dict[str, Callable] = {}
         self.renderers: dict[str, MapRenderer] = {}
         self.ocr: str | None = None
         for cfg in model.config.branches:
@@ -69,8 +69,7 @@ class ModelInputs:
         out = {}
         for name, module in self.model.branches.items():
             if name in self.pixels and getattr(module, "trainable", None) == "freeze" and not caches_tokens(self.model, name):
-                cfg = self.model.config.branch(name)
-                out[name] = EmbeddingCache(branch_key(cfg.registry_name, cfg.options, cfg.preprocess, module), cache_dir)
+                out[name] = branch_cache(self.model.config.branch(name), module, cache_dir)
         return out
 
     @property

@@ -23,7 +23,7 @@ from . import train_data as D
 from . import train_retrieval as R
 from . import train_scoring as scoring
 from . import train_setup as S
-from .cache import EmbeddingCache, branch_key, cached_embeddings
+from .cache import branch_cache, cached_embeddings
 from .distributed import barrier, init_distributed, mean_over_ranks
 from .train_state import find_run_folder, load_run_state, save_run
 
@@ -183,9 +183,8 @@ class Trainer:
         module = self.model.branches[name]
         bcfg = self.model.config.branch(name)
         tokens = S.caches_tokens(self.model, name)
-        kind = f"{bcfg.registry_name}+tokens" if tokens else bcfg.registry_name
-        cache = EmbeddingCache(branch_key(kind, bcfg.options, bcfg.preprocess, module), self.cfg.cache_dir)
-        encode = _token_encoder(module, bcfg.preprocess, self.cfg.batch_size) if tokens else _encoder(module, self.cfg.batch_size)
+        cache = branch_cache(bcfg, module, self.cfg.cache_dir, tokens)
+        encode = _token_encoder(module, self.cfg.batch_size) if tokens else _encoder(module, self.cfg.batch_size)
         todo = len(cache.missing([_hash(p) for p in paths]))
         t0 = time.perf_counter()
         with _bar(self.progress, todo, f"encoding {name} (cache)") as bar:
@@ -325,21 +324,18 @@ def _encoder(module, batch_size: int):
     return encode
 
 
-def _token_encoder(module, preprocess: dict, batch_size: int):
+def _token_encoder(module, batch_size: int):
     """paths -> (pooled embedding + flattened patch tokens per row, None) of a frozen token branch."""
     from ..fusion.model import flatten_with_tokens
     from ..images import open_image
 
-    transform = _eval_transform(preprocess)
-
-    def pixels(chunk: list[str]) -> torch.Tensor:
-        return torch.stack([transform(open_image(p)) for p in chunk]).to(module.device)
-
     @torch.no_grad()
     def encode(paths: list[str]):
+        images = [open_image(p) for p in paths]
         was_training = module.training
         module.eval()
-        rows = [flatten_with_tokens(module, pixels(paths[i : i + batch_size])) for i in range(0, len(paths), batch_size)]
+        rows = [flatten_with_tokens(module, module.to_batch(images[i : i + batch_size]))
+                for i in range(0, len(images), batch_size)]
         module.train(was_training)
         return torch.cat(rows), None
 

@@ -133,7 +133,7 @@ class GeoModel(nn.Module):
         self.branches = nn.ModuleDict(modules)
         self.token_branch = self._pick_token_branch()
         self.fusion = ConcatFusion(self._source_dims(), config.fusion)
-        spec = FeatureSpec(self.fusion.out_dim, *self._token_shape())
+        spec = FeatureSpec(self.fusion.out_dim, *self.token_shape)
         self.heads = nn.ModuleDict({h.name: build_head(h, spec, config.labels, pretrained) for h in config.heads})
 
     def _pick_token_branch(self) -> str | None:
@@ -149,9 +149,6 @@ class GeoModel(nn.Module):
     @property
     def token_shape(self) -> tuple[int | None, int | None]:
         """(token width, token count) of the token branch, or (None, None)."""
-        return self._token_shape()
-
-    def _token_shape(self) -> tuple[int | None, int | None]:
         enc = self._token_encoder()
         if enc is None:
             return None, None
