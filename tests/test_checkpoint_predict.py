@@ -172,6 +172,9 @@ def test_ocr_model_reads_text_and_no_ocr_gives_the_no_text_input(tmp_path):
     read = " ".join(t["text"] for t in rec["text"]).upper().replace(" ", "")
     assert "ZAGREB" in read
     assert any(".hr" in line.lower() for line in rec["evidence"])
+    assert "OCR (rapidocr) read" in " ".join(rec["evidence"])
+    other = load_model(cfg.out, cache=False, ocr_engine="easyocr").geolocator.model.branches["ocr"]
+    assert other.engine_name == "easyocr" and type(other.engine).__name__.lower().startswith("easyocr")
     off = next(iter(load_model(cfg.out, cache=False, no_ocr=True).predict([str(sign)])))
     assert off["text"] == [] and off["ok"]
     model = load_checkpoint(cfg.out)

@@ -65,6 +65,7 @@ class OCRBranch(Branch):
             max_chars=max_chars, trainable=trainable,
         )
         self._engine = None  # built on first use: training from cached texts never needs it
+        self.engine_name = engine
         self.embedder = TextEmbedder(text_model)
         self.text_model = self.embedder.model  # registered so .to(device) moves it
         self.out_dim = self.embedder.dim
@@ -82,11 +83,17 @@ class OCRBranch(Branch):
     @property
     def engine(self):
         if self._engine is None:
-            opts = dict(self._config["engine_options"])
+            own = self.engine_name == self._config["engine"]  # engine_options belong to the configured engine
+            opts = dict(self._config["engine_options"]) if own else {}
             opts.setdefault("min_confidence", self._config["min_confidence"])
             opts.setdefault("min_box_height", self._config["min_box_height"])
-            self._engine = build_ocr_engine(self._config["engine"], **opts)
+            self._engine = build_ocr_engine(self.engine_name, **opts)
         return self._engine
+
+    def use_engine(self, name: str) -> None:
+        """Read with another OCR engine (same box filters). The text model, and so what the
+        embeddings mean, stays: a trained model may read with any engine."""
+        self.engine_name, self._engine = name, None
 
     def transform(self, train: bool = False) -> CapLongSide:
         """OCR takes PIL images: only the longest side is capped (no crop, no flips, no normalising)."""

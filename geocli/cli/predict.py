@@ -75,8 +75,8 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
 
 
 def _model_options(**options) -> dict:
-    """The options the user set (``--no-cache`` is a setting: False kept for ``cache``)."""
-    return {k: v for k, v in options.items() if v is not None and (v is not False or k == "cache")}
+    """The options given a value (unset ones stay the model's own defaults)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _open_output(path: str):

@@ -21,9 +21,9 @@ from ..errors import UsageError
 from ..evidence.combine import TRUSTED_EXIF_PROBABILITY
 from ..evidence.exif import ExifInfo, read_exif
 from ..evidence.scripts import detect_scripts
-from ..evidence.text_hints import hints_in_texts
-from ..fusion.postprocess import average_views, to_records
-from ..geo.countries import country, country_code_at
+from ..evidence.text_hints import hints_in_texts, text_evidence
+from ..fusion.postprocess import average_views, location_record, to_records
+from ..ocr import text_records
 from .model_inputs import ModelBatch, ModelInputs
 from .train_setup import mixed_precision
 
@@ -62,13 +62,8 @@ class CheckpointGeolocator:
         self.no_ocr = no_ocr
 
     def _use_ocr_engine(self, name: str | None) -> None:
-        if name is None or self.inputs.ocr is None:
-            return
-        from ..ocr import build_ocr_engine
-
-        branch = self.model.branches[self.inputs.ocr]
-        branch._engine = build_ocr_engine(name, min_confidence=branch.config["min_confidence"],
-                                          min_box_height=branch.config["min_box_height"])
+        if name is not None and self.inputs.ocr is not None:
+            self.model.branches[self.inputs.ocr].use_engine(name)
 
     def status_lines(self) -> list[str]:
         cfg = self.model.config
@@ -103,7 +98,7 @@ class CheckpointGeolocator:
         texts = [b.text for b in boxes]
         return {
             "exif": exif.to_dict(), "predictions": predictions, "scene": rec["scene"],
-            "text": [{"text": b.text, "confidence": round(float(b.confidence), 4)} for b in boxes],
+            "text": text_records(boxes),
             "country_head": rec["country_head"], "country_agreement": rec["country_agreement"],
             "evidence": exif.lines() + _exif_distance(exif, rec["predictions"]) + self._text_lines(texts),
             "reason": None if predictions else "this model has no location head",
@@ -112,11 +107,8 @@ class CheckpointGeolocator:
     def _text_lines(self, texts: list[str]) -> list[str]:
         if self.inputs.ocr is None or self.no_ocr:
             return []
-        lines = [f"OCR read {len(texts)} text box(es)"]
-        scripts = detect_scripts(texts)
-        if scripts:
-            lines.append("scripts: " + ", ".join(f"{s} {share:.0%}" for s, share in scripts))
-        return lines + [h.describe() for h in hints_in_texts(texts)]
+        engine = self.model.branches[self.inputs.ocr].engine_name
+        return text_evidence(engine, len(texts), detect_scripts(texts), hints_in_texts(texts))
 
 
 def _exif_distance(exif: ExifInfo, predictions: list[dict]) -> list[str]:
@@ -136,10 +128,7 @@ def _branch_label(cfg) -> str:
 
 def _exif_first(exif: ExifInfo, predictions: list[dict], top_k: int) -> list[dict]:
     """EXIF GPS as guess 1 (probability 0.99); the model's guesses follow, scaled into the rest."""
-    lat, lon = exif.gps
-    code = country_code_at(lat, lon)
-    first = {"rank": 1, "lat": lat, "lon": lon, "country": code, "country_name": getattr(country(code), "name", None),
-             "cell": None, "probability": TRUSTED_EXIF_PROBABILITY, "source": "exif"}
+    first = location_record(1, exif.gps[0], exif.gps[1], None, TRUSTED_EXIF_PROBABILITY, "exif")
     rest = [{**p, "rank": p["rank"] + 1,
              "probability": None if p["probability"] is None else p["probability"] * (1 - TRUSTED_EXIF_PROBABILITY)}
             for p in predictions[: top_k - 1]]

@@ -42,7 +42,8 @@ from ..evidence import combine
 from ..evidence.exif import ExifInfo, read_exif
 from ..evidence.gazetteer import Match, best_matches, default_gazetteer
 from ..evidence.scripts import detect_scripts
-from ..evidence.text_hints import hints_in_texts
+from ..evidence.text_hints import hints_in_texts, text_evidence
+from ..ocr import text_records
 from .zero_shot import ZeroShotCLIP
 
 OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
@@ -127,7 +128,7 @@ class DefaultGeolocator:
         return {
             "exif": exif.to_dict(), "predictions": predictions,
             "scene": visual["scene"] if visual is not None else None,
-            "text": [{"text": b.text, "confidence": round(float(b.confidence), 4)} for b in boxes],
+            "text": text_records(boxes),
             "scripts": [{"script": s, "share": round(share, 4)} for s, share in ev.scripts],
             "evidence": lines, "reason": None if predictions else self._reason(exif, boxes, visual),
         }
@@ -135,10 +136,7 @@ class DefaultGeolocator:
     def _evidence_lines(self, exif: ExifInfo, boxes: list, ev: combine.Evidence, visual: dict | None) -> list[str]:
         lines = exif.lines()
         if self.ocr is not None:
-            lines.append(f"OCR ({self.ocr_name}) read {len(boxes)} text box(es)")
-        if ev.scripts:
-            lines.append("scripts: " + ", ".join(f"{s} {share:.0%}" for s, share in ev.scripts))
-        lines += [h.describe() for h in ev.hints]
+            lines += text_evidence(self.ocr_name, len(boxes), ev.scripts, ev.hints)
         lines += [m.describe() for m in ev.matches[:MAX_MATCH_LINES] if m.score >= MIN_MATCH_LINE_SCORE]
         if visual is not None:
             top = sorted(visual["countries"].items(), key=lambda kv: -kv[1])[:3]

@@ -168,6 +168,14 @@ def text_hints(text: str) -> list[Hint]:
     return tld_hints(text) + phone_hints(text) + street_word_hints(text)
 
 
+def text_evidence(engine: str, n_boxes: int, scripts: list[tuple[str, float]], hints: list[Hint]) -> list[str]:
+    """Evidence lines for what OCR read: how much, in which writing systems, and the clues in it."""
+    lines = [f"OCR ({engine}) read {n_boxes} text box(es)"]
+    if scripts:
+        lines.append("scripts: " + ", ".join(f"{s} {share:.0%}" for s, share in scripts))
+    return lines + [h.describe() for h in hints]
+
+
 def hints_in_texts(texts: list[str]) -> list[Hint]:
     """Hints in each text line and in neighbouring pairs (a phone number split over two boxes);
     one per (kind, text), and none that another hint of its kind already contains."""

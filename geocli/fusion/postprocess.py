@@ -46,7 +46,7 @@ def to_records(model, outputs: dict, top_k: int | None = None) -> list[dict]:
 
 
 def _record(locations: list[tuple], countries: list[dict] | None, scene: dict | None, source: str | None) -> dict:
-    predictions = [_location(rank, lat, lon, cell, prob, source)
+    predictions = [location_record(rank, lat, lon, cell, prob, source)
                    for rank, (lat, lon, cell, prob) in enumerate(locations, start=1)]
     agreement = None
     if predictions and countries:
@@ -56,7 +56,8 @@ def _record(locations: list[tuple], countries: list[dict] | None, scene: dict | 
             "country_agreement": agreement}
 
 
-def _location(rank: int, lat: float, lon: float, cell, prob, source) -> dict:
+def location_record(rank: int, lat: float, lon: float, cell, prob, source) -> dict:
+    """One ranked guess as records print it, with the country at its coordinate."""
     code = country_code_at(lat, lon)
     info = country(code)
     return {"rank": rank, "lat": float(lat), "lon": float(lon), "country": code,

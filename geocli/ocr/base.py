@@ -50,6 +50,11 @@ def reading_order(boxes: Sequence[TextBox]) -> list[TextBox]:
     return [b for row in rows for b in sorted(row, key=lambda b: b.top_left[0])]
 
 
+def text_records(boxes: Sequence[TextBox]) -> list[dict]:
+    """What a prediction record shows of the text read: each box's text and confidence."""
+    return [{"text": b.text, "confidence": round(float(b.confidence), 4)} for b in boxes]
+
+
 def boxes_to_text(boxes: Sequence[TextBox], sep: str = " ") -> str:
     """All text of an image as one string, in reading order."""
     return sep.join(b.text for b in reading_order(boxes) if b.text)
