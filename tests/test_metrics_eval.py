@@ -117,3 +117,15 @@ def test_models_lists_builtins_and_weight_availability():
     assert lite0["available"] and lite0["where"].endswith(".pth")
     vit = next(b for b in data["backbones"] if b["name"].startswith("vit_base"))
     assert isinstance(vit["available"], bool) and vit["where"]
+
+
+def test_a_records_country_head_ranks_its_countries():
+    from geocli.engine.predictions_file import from_record
+    from geocli.errors import ManifestError
+
+    record = {"image": "a.jpg", "predictions": [{"rank": 1, "lat": 45.8, "lon": 16.0, "country": "HR"}],
+              "country_head": [{"rank": 2, "country": "si"}, "junk", {"rank": 1, "country": "HR"}, {"rank": 3}]}
+    assert from_record(record).countries == ["HR", "SI"]
+    record["country_head"][0]["rank"] = "second"
+    with pytest.raises(ManifestError, match="rank is not a whole number"):
+        from_record(record)

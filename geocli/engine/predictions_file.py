@@ -66,8 +66,8 @@ def from_record(record: dict, path: Path | str = "<predictions>", n: int = 0) ->
     item = PredictedImage(str(record["image"]))
     for p in ranked:
         _add_guess(item, p.get("lat"), p.get("lon"), p.get("country"), path, n)
-    heads = sorted(record.get("country_head") or [], key=lambda c: c.get("rank", 0))
-    item.countries = [str(c["country"]).upper() for c in heads if isinstance(c, dict) and c.get("country")]
+    heads = [c for c in record.get("country_head") or [] if isinstance(c, dict) and c.get("country")]
+    item.countries = [str(c["country"]).upper() for c in sorted(heads, key=lambda c: _parse_rank(c.get("rank"), path, n))]
     return item
 
 
