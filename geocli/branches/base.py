@@ -56,10 +56,19 @@ class Preprocess:
 
         if train:
             return self.augment(self.scale, color_jitter=self.color_jitter)
-        interp = T.InterpolationMode(self.interpolation)
-        tail = [T.ToTensor(), T.Normalize(self.mean, self.std)]
-        resize = int(round(self.image_size / self.crop_pct))
-        return T.Compose([T.Resize(resize, interpolation=interp), T.CenterCrop(self.image_size)] + tail)
+        return T.Compose([self._resize(), T.CenterCrop(self.image_size), self._to_tensor()])
+
+    def _resize(self):
+        """Short side to ``image_size / crop_pct`` (timm's eval resize), before any crop."""
+        from torchvision import transforms as T
+
+        size = int(round(self.image_size / self.crop_pct))
+        return T.Resize(size, interpolation=T.InterpolationMode(self.interpolation))
+
+    def _to_tensor(self):
+        from torchvision import transforms as T
+
+        return T.Compose([T.ToTensor(), T.Normalize(self.mean, self.std)])
 
     def augment(self, scale=(0.5, 1.0), rotation: float = 0.0, flip: bool = False, color_jitter: float = 0.0,
                 label_map: bool = False) -> Callable[[Image.Image], torch.Tensor]:
@@ -77,7 +86,7 @@ class Preprocess:
             steps.append(T.RandomHorizontalFlip())
         if color_jitter > 0 and not label_map:
             steps.append(T.ColorJitter(color_jitter, color_jitter, color_jitter))
-        return T.Compose(steps + [T.ToTensor(), T.Normalize(self.mean, self.std)])
+        return T.Compose(steps + [self._to_tensor()])
 
     def views(self, tta: str | None = None) -> Callable[[Image.Image], list[torch.Tensor]]:
         """Image -> the tensors prediction looks at: the centre crop, or with ``tta="five-crop"``
@@ -87,9 +96,7 @@ class Preprocess:
             return lambda image: [single(image)]
         from torchvision import transforms as T
 
-        interp = T.InterpolationMode(self.interpolation)
-        resize = T.Resize(int(round(self.image_size / self.crop_pct)), interpolation=interp)
-        crops, tail = T.FiveCrop(self.image_size), T.Compose([T.ToTensor(), T.Normalize(self.mean, self.std)])
+        resize, crops, tail = self._resize(), T.FiveCrop(self.image_size), self._to_tensor()
         return lambda image: [tail(crop) for crop in crops(resize(image))]
 
 
