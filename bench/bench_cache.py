@@ -31,9 +31,9 @@ def main() -> None:
     args = ap.parse_args()
 
     from geocli.datasets import load_dataset
-    from geocli.engine import cache as C
-    from geocli.engine.train import _encoder
-    from geocli.fusion.model import build_branch_module
+    from geocli import embedding_cache as C
+    from geocli.training.trainer import _encoder
+    from geocli.model import build_branch_module
     from geocli.config import BranchConfig
 
     torch.set_grad_enabled(False)

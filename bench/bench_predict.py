@@ -42,8 +42,8 @@ def build_checkpoint(folder: Path, branches: list[str]) -> Path:
     import numpy as np
 
     from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
-    from geocli.engine.checkpoint import save_checkpoint
-    from geocli.fusion.model import GeoModel
+    from geocli.checkpoint import save_checkpoint
+    from geocli.model import GeoModel
     from geocli.geo.cells import GeocellHierarchy, PartitionSpec
 
     rng = np.random.default_rng(0)

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def load_model(model: str | None = None, **options):
     """A ready geolocator: a checkpoint folder from ``geocli train``, a name from ``geocli models``,
     or (``None``) the default zero-shot geolocator. ``model.predict(paths)`` yields result records."""
-    from .engine.predict import load_geolocator
+    from geocli.predict.predictor import load_geolocator
 
     return load_geolocator(model, **options)
 

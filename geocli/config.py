@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from .errors import UsageError
+from geocli.errors import UsageError
 
 CONFIG_VERSION = 1
 DEFAULT_SCENES = ("indoor", "natural", "urban")
@@ -147,7 +147,7 @@ class LabelSpaces(ConfigBase):
     @cached_property
     def hierarchy(self):
         """The ``GeocellHierarchy`` (built once), or ``None`` when there are no geocells."""
-        from .geo.cells import GeocellHierarchy
+        from geocli.geo.cells import GeocellHierarchy
 
         return GeocellHierarchy.from_dict(self.geocells) if self.geocells else None
 
@@ -166,7 +166,7 @@ class LabelSpaces(ConfigBase):
         ``countries`` is None) and "scene" (when ``scenes`` is given); -1 marks unknown labels."""
         import numpy as np
 
-        from .geo.countries import country_codes_at
+        from geocli.geo.countries import country_codes_at
 
         lat, lon = np.asarray(lat, np.float64).ravel(), np.asarray(lon, np.float64).ravel()
         out = {"gps": np.stack([lat, lon], axis=1).astype(np.float32)}

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
-from .errors import GeocliError, WeightsNotFoundError
+from geocli.errors import GeocliError, WeightsNotFoundError
 
 T = TypeVar("T")
 PROBE_HOST = ("huggingface.co", 443)

@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .geo.distance import haversine_km
+from geocli.geo.distance import haversine_km
 
 DEFAULT_THRESHOLDS_KM = (1, 25, 200, 750, 2500)
 

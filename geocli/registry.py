@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, Generic, Iterator, TypeVar
 
-from .errors import UsageError
+from geocli.errors import UsageError
 
 T = TypeVar("T")
 

@@ -9,9 +9,9 @@ import torch
 
 import fusion_helpers as H
 from geocli.config import HeadConfig, ModelConfig
-from geocli.engine.checkpoint import load_checkpoint, save_checkpoint
+from geocli.checkpoint import load_checkpoint, save_checkpoint
 from geocli.errors import GeocliError, UsageError
-from geocli.fusion import GeoModel
+from geocli.model import GeoModel
 
 HAS_GEOCLIP = importlib.util.find_spec("geoclip") is not None
 

@@ -14,8 +14,8 @@ import train_helpers as T
 from geocli import load_model
 from geocli.branches.base import Preprocess
 from geocli.cli.main import cli
-from geocli.engine.checkpoint import load_checkpoint
-from geocli.engine.train import train
+from geocli.checkpoint import load_checkpoint
+from geocli.training.trainer import train
 from geocli.images import open_image
 
 
@@ -120,7 +120,7 @@ def test_eval_with_a_checkpoint_scores_every_image(run, tmp_path):
     report = json.loads(result.stdout)
     assert report["n"] == report["n_dataset"] == 54 and report["missing"] == 0
     from geocli.datasets import load_dataset
-    from geocli.engine.train_data import manifest_countries
+    from geocli.training.data import manifest_countries
 
     known = json.loads((run / "run" / "config.json").read_text())["model"]["labels"]["countries"]
     truth = manifest_countries(load_dataset(str(run / "data" / "manifest.csv")))
@@ -195,8 +195,8 @@ def _draw_sign(path, text: str) -> None:
 
 def test_embedding_only_checkpoints_say_they_cannot_predict_from_photos(tmp_path, capsys):
     from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
-    from geocli.engine.checkpoint import save_checkpoint
-    from geocli.fusion.model import GeoModel
+    from geocli.checkpoint import save_checkpoint
+    from geocli.model import GeoModel
 
     config = ModelConfig(branches=[BranchConfig("clip", input="embedding", embed_dim=8)],
                          heads=[HeadConfig("country")], labels=LabelSpaces(countries=["HR", "FR"]))
@@ -207,7 +207,7 @@ def test_embedding_only_checkpoints_say_they_cannot_predict_from_photos(tmp_path
 
 def test_records_come_from_bf16_outputs_as_on_a_gpu(run):
     """On CUDA predict runs under bf16 autocast; CPU autocast gives the same dtypes to check."""
-    from geocli.fusion.postprocess import average_views, to_records
+    from geocli.heads.locations import average_views, to_records
 
     model = load_checkpoint(run / "run")
     crops = Preprocess.from_dict(model.config.branch("rgb").preprocess).views("five-crop")(open_image(_photo(run)))
@@ -220,7 +220,7 @@ def test_records_come_from_bf16_outputs_as_on_a_gpu(run):
 
 
 def test_average_views_folds_probabilities_and_coordinates():
-    from geocli.fusion.postprocess import average_views
+    from geocli.heads.locations import average_views
 
     logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.0], [1.0, 0.0]])
     coords = torch.tensor([[10.0, 179.0], [10.0, -179.0], [-5.0, 20.0], [5.0, 20.0]])

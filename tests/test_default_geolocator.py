@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from geocli.engine.default_geolocator import DefaultGeolocator
+from geocli.predict.default_geolocator import DefaultGeolocator
 from geocli.evidence import combine
 from geocli.evidence.gazetteer import default_gazetteer
 from geocli.geo.distance import haversine_km

@@ -7,7 +7,8 @@ import torch
 import fusion_helpers as H
 from geocli.config import BranchConfig, FusionConfig, HeadConfig, ModelConfig
 from geocli.errors import UsageError
-from geocli.fusion import ConcatFusion, GeoModel
+from geocli.fusion import ConcatFusion
+from geocli.model import GeoModel
 
 
 def _fusion(**kw):

@@ -8,9 +8,9 @@ import torch
 
 import fusion_helpers as H
 from geocli.config import HeadConfig, PredictConfig
-from geocli.fusion import GeoModel
-from geocli.fusion.heads import SCENE_PROMPTS, scene_prompt_features
-from geocli.fusion.postprocess import refine_points
+from geocli.model import GeoModel
+from geocli.heads.classification import SCENE_PROMPTS, scene_prompt_features
+from geocli.heads.locations import refine_points
 from geocli.geo.countries import country_code_at
 from geocli.geo.distance import haversine_km
 
@@ -72,7 +72,7 @@ def test_regression_and_grid_heads_give_one_location():
 
 
 def test_retrieval_head_ranks_reference_images():
-    from geocli.fusion.mixvpr import ReferenceIndex
+    from geocli.heads.mixvpr import ReferenceIndex
 
     model = _model([HeadConfig("retrieval", options={"out_channels": 8, "out_rows": 2})], top_k=2)
     batch = H.batch(3)

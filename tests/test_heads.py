@@ -10,9 +10,9 @@ import torch
 
 import fusion_helpers as H
 from geocli.config import BranchConfig, HeadConfig
-from geocli.fusion import GeoModel
-from geocli.fusion.heads import scene_pseudo_labels
-from geocli.fusion.losses import (
+from geocli.model import GeoModel
+from geocli.heads.classification import scene_pseudo_labels
+from geocli.heads.losses import (
     classification_loss,
     coordinate_loss,
     equirectangular_km,
@@ -129,7 +129,7 @@ def test_grid_regression_feeds_a_one_hot_to_a_250_150_100_50_regressor():
     onehot = seen["x"][:, -head.classifier.out_features:]
     expected = torch.nn.functional.one_hot(out["heads"]["grid_regression"]["logits"].argmax(-1), onehot.shape[1])
     assert torch.allclose(onehot.detach(), expected.float(), atol=1e-6)
-    from geocli.fusion.losses import coordinate_loss as cl
+    from geocli.heads.losses import coordinate_loss as cl
 
     cl(out["heads"]["grid_regression"]["coords"], batch["gps"], "equirectangular").backward()
     assert head.classifier.weight.grad.abs().sum() > 0  # straight-through gradient

@@ -17,7 +17,7 @@ import pytest
 
 import hostile_corpus as H
 import train_helpers as T
-from geocli.engine.checkpoint import load_checkpoint
+from geocli.checkpoint import load_checkpoint
 from geocli.errors import GeocliError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ def booby_trap(marker: Path) -> bytes:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
     """A finished one-epoch tiny run folder (copy it before tampering)."""
-    from geocli.engine.train import train
+    from geocli.training.trainer import train
 
     tmp = tmp_path_factory.mktemp("run")
     return train(T.tiny_config(tmp, epochs=1), progress=False).out
@@ -184,7 +184,7 @@ def test_sigkill_during_train_then_resume_finishes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    from geocli.engine.train_state import load_run_state
+    from geocli.training.run_folder import load_run_state
 
     saved = load_run_state(cfg.out)["epoch"]  # the last complete save, wherever the kill landed
     assert 3 <= saved < 12

@@ -120,7 +120,7 @@ def test_models_lists_builtins_and_weight_availability():
 
 
 def test_a_records_country_head_ranks_its_countries():
-    from geocli.engine.predictions_file import from_record
+    from geocli.evaluate.predictions_file import from_record
     from geocli.errors import ManifestError
 
     record = {"image": "a.jpg", "predictions": [{"rank": 1, "lat": 45.8, "lon": 16.0, "country": "HR"}],

@@ -6,8 +6,8 @@ import os
 
 from PIL import Image
 
-from geocli.engine.inputs import expand_inputs
-from geocli.engine.predict import Predictor
+from geocli.cli.inputs import expand_inputs
+from geocli.predict.predictor import Predictor
 from geocli.report.writers import CSV_COLUMNS, CsvWriter, JsonlWriter, JsonWriter, TableWriter
 
 

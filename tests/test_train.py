@@ -12,11 +12,11 @@ from click.testing import CliRunner
 import train_helpers as T
 from geocli.branches.base import Preprocess
 from geocli.cli.main import cli
-from geocli.engine import train as train_engine
-from geocli.engine.checkpoint import load_checkpoint, read_checkpoint_config
-from geocli.engine.train import train
-from geocli.engine.train_data import cell_specs, choose_split, load_splits
-from geocli.engine.train_state import load_run_state
+from geocli.training import trainer as train_engine
+from geocli.checkpoint import load_checkpoint, read_checkpoint_config
+from geocli.training.trainer import train
+from geocli.training.data import cell_specs, choose_split, load_splits
+from geocli.training.run_folder import load_run_state
 from geocli.images import open_image
 
 
@@ -106,7 +106,7 @@ def test_finetune_updates_the_backbone_and_saves_it(tmp_path):
     assert model.config.branch("rgb").options["trainable"] == "finetune"
     assert np.isfinite(result.history[0]["train_loss"])
     fresh = train_engine.S.build_model_config(cfg, model.config.labels)
-    from geocli.fusion.model import GeoModel
+    from geocli.model import GeoModel
 
     torch.manual_seed(0)
     untrained = GeoModel(fresh)
@@ -133,7 +133,7 @@ def test_cell_thresholds_scale_to_small_datasets():
 
 
 def test_cli_json_summary_and_recipe_merge_order(tmp_path, monkeypatch):
-    from geocli.engine import recipes
+    from geocli.training import recipes
 
     cfg = T.tiny_config(tmp_path)
     (tmp_path / "recipes").mkdir()
@@ -181,8 +181,8 @@ def test_scene_head_is_left_out_without_scene_labels(tmp_path):
 
 
 def test_best_epoch_is_kept_beside_the_run(tmp_path):
-    from geocli.engine.train import best_folder
-    from geocli.engine.train_scoring import best_score
+    from geocli.training.trainer import best_folder
+    from geocli.training.scoring import best_score
 
     cfg = T.tiny_config(tmp_path, epochs=4, lr=5e-2)
     result = train(cfg, progress=False)

@@ -10,8 +10,8 @@ import torch
 import torch.multiprocessing as mp
 
 import train_helpers as T
-from geocli.engine.checkpoint import load_checkpoint
-from geocli.engine.train import train
+from geocli.checkpoint import load_checkpoint
+from geocli.training.trainer import train
 
 
 def _free_port() -> int:

@@ -9,10 +9,10 @@ import torch
 from geocli.branches import build_branch
 from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig, TrainConfig
 from geocli.datasets.manifest import Manifest
-from geocli.engine.recipes import merge_training_layers
-from geocli.engine.train_data import PlaceBatchSampler, place_ids
+from geocli.training.recipes import merge_training_layers
+from geocli.training.data import PlaceBatchSampler, place_ids
 from geocli.errors import UsageError
-from geocli.fusion.model import GeoModel
+from geocli.model import GeoModel
 
 TINY = {"img_size": 32, "patch_size": 8, "embed_dim": 32, "depth": 2, "num_heads": 2}
 
@@ -113,8 +113,8 @@ def test_final_norm_can_be_trimmed():
 ])
 def test_cached_rows_give_back_the_same_descriptors_as_the_live_branch(rgb):
     """A frozen token branch caches pooled vector + patch tokens; its stand-in hands them back."""
-    from geocli.engine.train_setup import caches_tokens, training_view
-    from geocli.fusion.model import TokenEmbeddingInput, flatten_with_tokens
+    from geocli.training.setup import caches_tokens, training_view
+    from geocli.model import TokenEmbeddingInput, flatten_with_tokens
 
     cfg = ModelConfig(branches=[BranchConfig("rgb", options=rgb)],
                       heads=[HeadConfig("retrieval", options={"out_channels": 8, "out_rows": 2})])
@@ -132,8 +132,8 @@ def test_cached_rows_give_back_the_same_descriptors_as_the_live_branch(rgb):
 
 def test_frozen_retrieval_training_encodes_each_photo_once(tmp_path, monkeypatch):
     import train_helpers as T
-    from geocli.engine import train as train_engine
-    from geocli.engine.train import train
+    from geocli.training import trainer as train_engine
+    from geocli.training.trainer import train
 
     calls: list[int] = []
     original = train_engine._token_encoder
@@ -152,7 +152,7 @@ def test_frozen_retrieval_training_encodes_each_photo_once(tmp_path, monkeypatch
 
 
 def test_eval_shards_cover_every_sample_once():
-    from geocli.engine.train_data import EvalShard
+    from geocli.training.data import EvalShard
 
     shards = [list(EvalShard(11, rank, 3)) for rank in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(11))

@@ -52,8 +52,8 @@ def ddp_worker(rank: int, world: int, port: int, tmp: str, settings: dict) -> No
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    from geocli.engine.distributed import World, shutdown
-    from geocli.engine.train import train
+    from geocli.training.distributed import World, shutdown
+    from geocli.training.trainer import train
 
     result = train(TrainConfig.from_dict(settings), progress=False)
     Path(tmp, f"rank{rank}.json").write_text(json.dumps({"seen": result.seen, "world": result.world_size,

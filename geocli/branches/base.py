@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..errors import UsageError
-from ..registry import Registry
+from geocli.errors import UsageError
+from geocli.registry import Registry
 
 BRANCHES: Registry = Registry("branch")
 #: 'freeze' (no gradients), 'finetune' (all), or N: only the last N blocks (plus what follows them).

@@ -19,9 +19,9 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import UsageError
-from ..hub import cache_dir, digest, fetch, file_fingerprint, load_weights_file
-from .base import BRANCHES, Branch, Preprocess, Trainable
+from geocli.errors import UsageError
+from geocli.hub import cache_dir, digest, fetch, file_fingerprint, load_weights_file
+from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 
 DEFAULT_TEMPLATE = "a photo taken in {}."
 _registered_cfgs: dict[str, str] = {}

@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..errors import UsageError
-from ..ocr import boxes_to_text, build_ocr_engine
-from ..ocr.embed import TextEmbedder
-from .base import BRANCHES, Branch, Preprocess, Trainable
+from geocli.errors import UsageError
+from geocli.ocr import boxes_to_text, build_ocr_engine
+from geocli.ocr.embed import TextEmbedder
+from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 
 OCRInput = Union[Sequence[str], Sequence[Image.Image], dict]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .base import Preprocess
+from geocli.branches.base import Preprocess
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import GeocliError, UsageError
-from ..hub import fetch, load_weights_file
-from .base import BRANCHES, Branch, Preprocess, Trainable
-from .packaged import PackagedWeights, convert_lite_state_dict, is_lite_package_state_dict, packaged_weights
+from geocli.errors import GeocliError, UsageError
+from geocli.hub import fetch, load_weights_file
+from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
+from geocli.branches.packaged import PackagedWeights, convert_lite_state_dict, is_lite_package_state_dict, packaged_weights
 
 _HEAD_KEYS = ("head.", "classifier.", "fc.")
 

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..segmentation import MapRenderer
-from .base import BRANCHES, Branch, Preprocess, Trainable
-from .rgb import RGBBranch
+from geocli.segmentation import MapRenderer
+from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
+from geocli.branches.rgb import RGBBranch
 
 @BRANCHES.register("seg")
 class SegmentationBranch(Branch):

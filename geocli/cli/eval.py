@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .options import add_options, checkpoint_model_options, dataset_options, format_option, thresholds_option
+from geocli.cli.options import add_options, checkpoint_model_options, dataset_options, format_option, thresholds_option
 
 
 @click.command("eval")
@@ -31,8 +31,8 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
       geocli eval im2gps3k --metadata im2gps3k_places365.csv --predictions preds.jsonl
       geocli eval photos/manifest.csv --model runs/croatia --format json
     """
-    from ..datasets import load_dataset
-    from ..engine.evaluate import evaluate_predictions
+    from geocli.datasets import load_dataset
+    from geocli.evaluate.scores import evaluate_predictions
 
     if (predictions is None) == (model is None):
         raise click.UsageError("give exactly one of --predictions FILE or --model DIR_OR_NAME")
@@ -47,16 +47,16 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
 
 
 def _read(path):
-    from ..engine.predictions_file import read_predictions
+    from geocli.evaluate.predictions_file import read_predictions
 
     return read_predictions(path)
 
 
 def _run_model(model, manifest, skip_missing, batch_size, options: dict):
-    from .. import load_model
-    from ..datasets import check_images
-    from ..engine.predictions_file import from_record
-    from ..report.console import log
+    from geocli import load_model
+    from geocli.datasets import check_images
+    from geocli.evaluate.predictions_file import from_record
+    from geocli.report.console import log
 
     present = check_images(manifest, skip_missing=skip_missing, log=log)
     geolocator = load_model(model, **{k: v for k, v in options.items() if v is not None})
@@ -73,8 +73,8 @@ def _emit(result: dict, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(result, indent=2))
         return
-    from ..report.console import stdout_console
-    from ..report.eval_table import eval_tables
+    from geocli.report.console import stdout_console
+    from geocli.report.eval_table import eval_tables
 
     for part in eval_tables(result):
         stdout_console().print(part)

@@ -11,8 +11,8 @@ import sys
 
 import click
 
-from .. import __version__
-from ..errors import GeocliError
+from geocli import __version__
+from geocli.errors import GeocliError
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it

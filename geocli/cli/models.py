@@ -6,7 +6,7 @@ from importlib import resources
 
 import click
 
-from .options import format_option
+from geocli.cli.options import format_option
 
 BACKBONES = (
     ("tf_efficientnet_lite0.in1k", "ImageNet EfficientNet-Lite0 (weights ship in a pip package)"),
@@ -39,8 +39,8 @@ def _recipe_summary(recipe: dict) -> dict:
 
 def recipe_weights(train: dict) -> list[tuple]:
     """(branch, WeightsStatus) for every pretrained model a recipe's branches load."""
-    from ..config import TrainConfig
-    from ..engine.availability import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
+    from geocli.config import TrainConfig
+    from geocli.weights import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
 
     defaults = TrainConfig()
     options = train.get("branch_options", {})
@@ -63,8 +63,8 @@ def recipe_weights(train: dict) -> list[tuple]:
 
 
 def _rows() -> dict:
-    from ..engine.availability import timm_weights
-    from ..engine.predict import BUILTIN_MODELS
+    from geocli.weights import timm_weights
+    from geocli.predict.predictor import BUILTIN_MODELS
 
     backbones = []
     for name, what in BACKBONES:
@@ -85,7 +85,7 @@ def models(fmt):
         return
     from rich.table import Table
 
-    from ..report.console import stdout_console
+    from geocli.report.console import stdout_console
 
     console = stdout_console()
     table = Table(title="models for geocli predict --model NAME", title_justify="left")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..metrics import DEFAULT_THRESHOLDS_KM
+from geocli.metrics import DEFAULT_THRESHOLDS_KM
 
 
 def parse_thresholds(ctx, param, value: str | None) -> tuple[float, ...]:

@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from .main import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK
-from .options import add_options, checkpoint_model_options
+from geocli.cli.main import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK
+from geocli.cli.options import add_options, checkpoint_model_options
 
 
 @click.command()
@@ -48,10 +48,10 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     Exit codes: 0 every image processed; 1 some images failed (see their error records);
     2 usage error (a named path that does not exist, no images at all); 130 interrupted.
     """
-    from .. import load_model
-    from ..engine.inputs import expand_inputs, require_inputs
-    from ..engine.interrupt import GracefulInterrupt
-    from ..report.console import log
+    from geocli import load_model
+    from geocli.cli.inputs import expand_inputs, require_inputs
+    from geocli.interrupt import GracefulInterrupt
+    from geocli.report.console import log
 
     require_inputs(inputs)
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
@@ -64,7 +64,7 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     with GracefulInterrupt() as interrupt:
         failed, records = _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, map_path is not None)
     if map_path:
-        from ..report.maps import write_map
+        from geocli.report.maps import write_map
 
         write_map(records, map_path)
         log(f"map written to {map_path}")
@@ -83,8 +83,8 @@ def _open_output(path: str):
     """The results file; an existing image there is refused rather than overwritten."""
     from pathlib import Path
 
-    from ..errors import UsageError
-    from ..images import is_image_path
+    from geocli.errors import UsageError
+    from geocli.images import is_image_path
 
     if is_image_path(path) and Path(path).exists():
         raise UsageError(f"-o {path} is an existing image: results would overwrite it; name another file")
@@ -96,8 +96,8 @@ def _open_output(path: str):
 
 def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):
     """Write each record as it comes; return the failure count and (for the map) the records."""
-    from ..report.console import log
-    from ..report.writers import WRITERS
+    from geocli.report.console import log
+    from geocli.report.writers import WRITERS
 
     created = bool(output) and not os.path.exists(output)
     stream = _open_output(output) if output else sys.stdout
@@ -115,7 +115,7 @@ def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool
         if output:
             stream.close()
     if n == 0 and not interrupt.requested:
-        from ..errors import UsageError
+        from geocli.errors import UsageError
 
         if created:  # nothing was written: leave no empty results file behind
             os.remove(output)

@@ -5,7 +5,7 @@ import json
 
 import click
 
-from .options import format_option
+from geocli.cli.options import format_option
 
 
 def _comma_list(ctx, param, value):
@@ -75,9 +75,9 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
       geocli train --resume runs/croatia --epochs 30
       torchrun --nproc_per_node 4 -m geocli train --data m.csv --out runs/ddp --finetune
     """
-    from ..config import TrainConfig
-    from ..engine.recipes import load_recipe, merge_training_layers, read_settings
-    from ..engine.train import resume_settings, train as run_training
+    from geocli.config import TrainConfig
+    from geocli.training.recipes import load_recipe, merge_training_layers, read_settings
+    from geocli.training.trainer import resume_settings, train as run_training
 
     flags = {k: v for k, v in plain.items() if v is not None and ctx.get_parameter_source(k).name != "DEFAULT"}
     flags.update({k: v for k, v in (("branches", branches), ("heads", heads), ("cells", cells)) if v})
@@ -101,7 +101,7 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
 def _print_table(result) -> None:
     from rich.table import Table
 
-    from ..report.console import stdout_console
+    from geocli.report.console import stdout_console
 
     table = Table(title=f"geocli train -> {result.out} ({result.epoch} epochs, {result.split} split)")
     for col in ("", "median km", "@25 km", "@200 km", "country"):

@@ -1,6 +1,6 @@
 """Datasets: manifests, benchmarks, splits and samplers. Samples are dicts."""
-from .benchmarks import BENCHMARKS, load_benchmark
-from .manifest import Manifest, check_images, read_manifest
+from geocli.datasets.benchmarks import BENCHMARKS, load_benchmark
+from geocli.datasets.manifest import Manifest, check_images, read_manifest
 
 
 def load_dataset(dataset: str, root=None, metadata=None) -> Manifest:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DatasetNotFoundError
-from ..registry import Registry
-from .manifest import Manifest, read_manifest
+from geocli.errors import DatasetNotFoundError
+from geocli.registry import Registry
+from geocli.datasets.manifest import Manifest, read_manifest
 
 
 @dataclass(frozen=True)

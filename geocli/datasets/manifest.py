@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetNotFoundError, ManifestError
+from geocli.errors import DatasetNotFoundError, ManifestError
 
 # Accepted header spellings (compared case-insensitively) for each canonical column.
 COLUMN_ALIASES = {

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import UsageError
-from .manifest import Manifest
+from geocli.errors import UsageError
+from geocli.datasets.manifest import Manifest
 
 SPLITS = ("random", "group", "spatial-kmeans")
 
@@ -46,7 +46,7 @@ def spatial_kmeans_split(
     """Indices (train, val): K-means over coordinates, whole clusters held out for validation."""
     from sklearn.cluster import KMeans
 
-    from ..geo.distance import to_unit_vectors
+    from geocli.geo.distance import to_unit_vectors
 
     _check_fraction(val_fraction)
     points = to_unit_vectors(lat, lon)

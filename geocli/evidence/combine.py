@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..geo.countries import country
-from ..geo.distance import haversine_km
-from .gazetteer import Match, country_points
-from .scripts import script_country_shares, script_likelihood
-from .text_hints import Hint, spread
+from geocli.geo.countries import country
+from geocli.geo.distance import haversine_km
+from geocli.evidence.gazetteer import Match, country_points
+from geocli.evidence.scripts import script_country_shares, script_likelihood
+from geocli.evidence.text_hints import Hint, spread
 
 PLACE_ODDS, EXIF_ODDS, SCRIPT_ODDS, CLIP_ODDS = 3.0, 4.0, 1.0, 1.5
 TRUSTED_EXIF_PROBABILITY = 0.99
@@ -149,7 +149,7 @@ def candidates(ev: Evidence) -> list[Candidate]:
         c.odds *= _script_factor(ev, c.country) * _clip_factor(ev, c.country)
     cands += _clip_candidates(ev, odds)
     if ev.gps is not None:
-        from ..geo.countries import country_code_at
+        from geocli.geo.countries import country_code_at
 
         cands.append(Candidate(ev.gps[0], ev.gps[1], country_code_at(*ev.gps), EXIF_ODDS, "exif"))
     return [c for c in _merge(cands) if c.odds >= MIN_ODDS or c.source == "exif"]

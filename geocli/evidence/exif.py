@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image
 
-from ..geo.distance import validate_coordinates
+from geocli.geo.distance import validate_coordinates
 
 GPS_IFD, EXIF_IFD = 0x8825, 0x8769
 MAKE, MODEL, DATETIME, DATETIME_ORIGINAL = 271, 272, 306, 36867

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..geo.distance import mean_coordinate
-from .scripts import script_of
-from .text_hints import fold, is_street_word
+from geocli.geo.distance import mean_coordinate
+from geocli.evidence.scripts import script_of
+from geocli.evidence.text_hints import fold, is_street_word
 
 MAX_TOKENS = 4
 MIN_KEY_LEN = 4

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Iterable
 
-from ..geo.countries import countries
+from geocli.geo.countries import countries
 
 PHONE_ODDS, NANP_ODDS, TLD_ODDS, VANITY_TLD_ODDS, STREET_WORD_ODDS = 3.0, 1.0, 1.5, 0.2, 0.3
 # ccTLDs sold worldwide as generic names (.io, .tv, .me, ...): weak country evidence.

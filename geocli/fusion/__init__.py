@@ -1,14 +1,8 @@
-"""Fusion of branch embeddings (concat, TransLocator CLS exchange), heads, losses, the ``GeoModel``.
+"""Fusion of branch embeddings: concatenation and TransLocator's per-layer CLS exchange.
 
-Importing this package registers every fusion (``FUSIONS``) and head (``HEADS``).
+Importing this package registers every fusion (``FUSIONS``).
 """
-from .concat import ConcatFusion
-from .heads import HEADS, FeatureSpec
-from .model import GeoModel, build_branch_module, build_head
-from .postprocess import to_records
-from .translocator import FUSIONS, TransLocator, ViTTokens
+from geocli.fusion.concat import ConcatFusion
+from geocli.fusion.translocator import FUSIONS, TransLocator, ViTTokens
 
-__all__ = [
-    "FUSIONS", "HEADS", "ConcatFusion", "FeatureSpec", "GeoModel", "TransLocator", "ViTTokens",
-    "build_branch_module", "build_head", "to_records",
-]
+__all__ = ["FUSIONS", "ConcatFusion", "TransLocator", "ViTTokens"]

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import FusionConfig
-from .translocator import FUSIONS
+from geocli.config import FusionConfig
+from geocli.fusion.translocator import FUSIONS
 
 
 @FUSIONS.register("concat")

@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import FusionConfig
-from ..registry import Registry
+from geocli.config import FusionConfig
+from geocli.registry import Registry
 
 FUSIONS: Registry = Registry("fusion")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .distance import mean_coordinate, pairwise_haversine_km, validate_coordinates
+from geocli.geo.distance import mean_coordinate, pairwise_haversine_km, validate_coordinates
 
 FINEST_RESOLUTION = 9  # H3 res 9 cells are ~0.1 km²; finer splitting is never useful here
 

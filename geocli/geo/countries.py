@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .distance import chord_to_km, to_unit_vectors, validate_coordinates
+from geocli.geo.distance import chord_to_km, to_unit_vectors, validate_coordinates
 
 COASTAL_KM = 50.0
 CONTINENT_NAMES = {

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import WeightsNotFoundError
-from .distance import validate_coordinates
+from geocli.errors import WeightsNotFoundError
+from geocli.geo.distance import validate_coordinates
 
 GEOCLIP_SIGMAS = (2**0, 2**4, 2**8)
 # Equal Earth projection constants (Šavrič et al. 2018) as GeoCLIP applies them

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from PIL import Image
 
-from ..registry import Registry
+from geocli.registry import Registry
 
 OCR_ENGINES: Registry = Registry("OCR engine")
 
@@ -86,6 +86,6 @@ class OCREngine(ABC):
 
 def build_ocr_engine(name: str = "rapidocr", **options) -> OCREngine:
     """An engine by registered name (``rapidocr``, ``easyocr``, ``paddleocr``) with its options."""
-    from . import engines  # noqa: F401  (registers the engines)
+    from geocli.ocr import engines  # noqa: F401  (registers the engines)
 
     return OCR_ENGINES.get(name)(**options)

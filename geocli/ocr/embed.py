@@ -11,8 +11,8 @@ from typing import Sequence
 
 import torch
 
-from ..errors import GeocliError
-from ..hub import fetch, offline_mode
+from geocli.errors import GeocliError
+from geocli.hub import fetch, offline_mode
 
 PACKAGED_MINILM = "all-MiniLM-L6-v2"
 

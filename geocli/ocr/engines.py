@@ -6,9 +6,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..errors import MissingDependencyError, WeightsNotFoundError, require
-from ..hub import fetch
-from .base import OCR_ENGINES, OCREngine, TextBox, make_box
+from geocli.errors import MissingDependencyError, WeightsNotFoundError, require
+from geocli.hub import fetch
+from geocli.ocr.base import OCR_ENGINES, OCREngine, TextBox, make_box
 
 
 @OCR_ENGINES.register("rapidocr")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UsageError
+from geocli.errors import UsageError
 
 COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
 
@@ -72,7 +72,7 @@ def _write_png(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..geo.countries import populated_places
+    from geocli.geo.countries import populated_places
 
     lat, lon = populated_places()
     west, east, south, north = extent(records)

@@ -83,7 +83,7 @@ class TableWriter(JsonlWriter):
         self.console = Console(file=stream, soft_wrap=False)
 
     def write(self, record: dict) -> None:
-        from .predict_table import render_record
+        from geocli.report.predict_table import render_record
 
         for part in render_record(record):
             self.console.print(part)

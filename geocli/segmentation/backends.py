@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..errors import GeocliError, UsageError, WeightsNotFoundError, require
-from ..hub import fetch, is_offline, load_weights_file, offline_mode, torch_hub_file
-from .base import SEGMENTERS, Segmenter
-from .classes import get_label_space
-from .render import load_index_map
+from geocli.errors import GeocliError, UsageError, WeightsNotFoundError, require
+from geocli.hub import fetch, is_offline, load_weights_file, offline_mode, torch_hub_file
+from geocli.segmentation.base import SEGMENTERS, Segmenter
+from geocli.segmentation.classes import get_label_space
+from geocli.segmentation.render import load_index_map
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

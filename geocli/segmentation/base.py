@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from ..registry import Registry
-from .classes import LabelSpace
+from geocli.registry import Registry
+from geocli.segmentation.classes import LabelSpace
 
 SEGMENTERS: Registry = Registry("segmenter")
 
@@ -30,6 +30,6 @@ class Segmenter(ABC):
 
 def build_segmenter(name: str, **options) -> Segmenter:
     """A segmenter by name: torchvision-lraspp (default), segformer, mmseg, precomputed."""
-    from . import backends  # noqa: F401  (registers the backends)
+    from geocli.segmentation import backends  # noqa: F401  (registers the backends)
 
     return SEGMENTERS.get(name)(**options)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import UsageError
+from geocli.errors import UsageError
 
 IGNORE_INDEX = 255
 

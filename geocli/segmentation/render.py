@@ -11,9 +11,9 @@ import os
 import numpy as np
 from PIL import Image
 
-from ..errors import GeocliError
-from ..images import open_image
-from .classes import IGNORE_INDEX, LabelSpace
+from geocli.errors import GeocliError
+from geocli.images import open_image
+from geocli.segmentation.classes import IGNORE_INDEX, LabelSpace
 
 
 def render(index_map: np.ndarray, space: LabelSpace) -> Image.Image:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..errors import UsageError
-from .base import build_segmenter
-from .classes import LabelSpace, get_label_space
-from .render import render
+from geocli.errors import UsageError
+from geocli.segmentation.base import build_segmenter
+from geocli.segmentation.classes import LabelSpace, get_label_space
+from geocli.segmentation.render import render
 
 
 class MapRenderer:

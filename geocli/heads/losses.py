@@ -10,7 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..geo.distance import EARTH_RADIUS_KM, haversine_km, pairwise_haversine_km
+from geocli.geo.distance import EARTH_RADIUS_KM, haversine_km, pairwise_haversine_km
 
 IGNORE = -1
 

@@ -22,8 +22,8 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..config import ModelConfig
-from ..errors import GeocliError
+from geocli.config import ModelConfig
+from geocli.errors import GeocliError
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -78,8 +78,8 @@ def load_checkpoint(directory, device: str = "cpu"):
     """Rebuild the ``GeoModel`` saved in ``directory`` (eval mode, on ``device``)."""
     from safetensors.torch import load_model
 
-    from ..fusion.model import GeoModel
-    from ..hub import offline_mode
+    from geocli.model import GeoModel
+    from geocli.hub import offline_mode
 
     folder = _checkpoint_folder(directory)
     config = ModelConfig.from_dict(read_checkpoint_config(folder)["model"])
@@ -124,7 +124,7 @@ def load_references(model, path: Path) -> None:
         return
     from safetensors.torch import load_file
 
-    from ..fusion.mixvpr import ReferenceIndex
+    from geocli.heads.mixvpr import ReferenceIndex
 
     tensors = load_file(str(path))
     for name, head in model.heads.items():

@@ -37,14 +37,14 @@ from typing import Sequence
 
 from PIL import Image
 
-from ..errors import GeocliError
-from ..evidence import combine
-from ..evidence.exif import ExifInfo, read_exif
-from ..evidence.gazetteer import Match, best_matches, default_gazetteer
-from ..evidence.scripts import detect_scripts
-from ..evidence.text_hints import hints_in_texts, text_evidence
-from ..ocr import text_records
-from .zero_shot import ZeroShotCLIP
+from geocli.errors import GeocliError
+from geocli.evidence import combine
+from geocli.evidence.exif import ExifInfo, read_exif
+from geocli.evidence.gazetteer import Match, best_matches, default_gazetteer
+from geocli.evidence.scripts import detect_scripts
+from geocli.evidence.text_hints import hints_in_texts, text_evidence
+from geocli.ocr import text_records
+from geocli.predict.zero_shot import ZeroShotCLIP
 
 OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
 MAX_MATCH_LINES, MIN_MATCH_LINE_SCORE = 5, 0.03
@@ -64,7 +64,7 @@ class DefaultGeolocator:
         self.clip = self._build_clip(clip_model, clip_pretrained, clip_weights, clip_model_cfg, device, clip_cities)
 
     def _build_ocr(self, name: str):
-        from ..ocr import build_ocr_engine
+        from geocli.ocr import build_ocr_engine
 
         try:
             return build_ocr_engine(name)
@@ -159,12 +159,12 @@ def _short(exc: Exception) -> str:
 
 def _missing_offline(model: str, pretrained: str | None) -> str | None:
     """Why a hub tag cannot load, decided without building the model: offline and not cached."""
-    from ..hub import is_offline
+    from geocli.hub import is_offline
 
     if not pretrained or not is_offline():
         return None
     try:
-        from .availability import open_clip_weights
+        from geocli.weights import open_clip_weights
 
         status = open_clip_weights(model, pretrained)
     except Exception:  # availability is advisory; loading will tell

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import BranchConfig, FusionConfig, HeadConfig, LabelSpaces, ModelConfig, PredictConfig, TrainConfig
-from ..errors import UsageError
+from geocli.config import BranchConfig, FusionConfig, HeadConfig, LabelSpaces, ModelConfig, PredictConfig, TrainConfig
+from geocli.errors import UsageError
 
 #: Branches whose input is not a pixel tensor of the photo: only trainable from the cache.
 CACHE_ONLY = ("seg", "ocr")
@@ -74,7 +74,7 @@ def training_view(model, cached: set[str]):
     """A ``GeoModel`` sharing ``model``'s trainable modules whose ``cached`` branches take vectors
     from the batch. Training it trains ``model``; ``model`` (with its frozen encoders) is what is
     saved, so the checkpoint predicts from photos."""
-    from ..fusion.model import GeoModel
+    from geocli.model import GeoModel
 
     if not cached:
         return model
@@ -89,7 +89,7 @@ def training_view(model, cached: set[str]):
 
 
 def _stand_in(model, name: str):
-    from ..fusion.model import EmbeddingInput, TokenEmbeddingInput
+    from geocli.model import EmbeddingInput, TokenEmbeddingInput
 
     dim = int(model.branches[name].out_dim)
     if caches_tokens(model, name):
@@ -143,7 +143,7 @@ def step_scheduler(scheduler, val_loss: float | None) -> None:
 
 def class_weights(targets: dict, labels: LabelSpaces, device) -> dict[str, torch.Tensor]:
     """1/frequency loss weights (the ViT+CLIP thesis) for the country and each geocell partition."""
-    from ..datasets.splits import inverse_frequency_class_weights
+    from geocli.datasets.splits import inverse_frequency_class_weights
 
     out = {}
     if "country" in targets and labels.countries:
@@ -166,7 +166,7 @@ def run_loss(view, out: dict, batch: dict, weights: dict[str, torch.Tensor]):
     weighted by 1/frequency (heads without weights keep their own loss)."""
     if not weights:
         return view.loss(out, batch)
-    from ..fusion.losses import weighted_sum
+    from geocli.heads.losses import weighted_sum
 
     parts = {}
     for name, head in view.heads.items():
@@ -199,8 +199,8 @@ def to_device(batch, device):
 
 def centroid_baseline(train_lat, train_lon, val_lat, val_lon) -> dict:
     """Always predicting the training set's spherical mean: the floor any model must beat."""
-    from ..geo.distance import mean_coordinate
-    from ..metrics import geolocation_metrics
+    from geocli.geo.distance import mean_coordinate
+    from geocli.metrics import geolocation_metrics
 
     lat, lon = mean_coordinate(train_lat, train_lon)
     n = len(val_lat)

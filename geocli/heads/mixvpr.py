@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..metrics import retrieval_recall
+from geocli.metrics import retrieval_recall
 
 
 VPR_RADIUS_KM = 0.025

@@ -29,7 +29,7 @@ def timm_weights(name: str) -> WeightsStatus:
     """timm backbone ``name`` (with tag): packaged in a pip package, in the HF cache, or missing."""
     import timm
 
-    from ..branches.packaged import packaged_weights
+    from geocli.branches.packaged import packaged_weights
 
     packaged = packaged_weights(name)
     if packaged is not None:
@@ -54,7 +54,7 @@ def hf_model_weights(repo_id: str) -> WeightsStatus:
 
 def text_model_weights(name: str | None) -> WeightsStatus:
     """The OCR branch's sentence-transformers model: the packaged MiniLM, a folder, or the hub."""
-    from ..ocr.embed import PACKAGED_MINILM, packaged_minilm_dir
+    from geocli.ocr.embed import PACKAGED_MINILM, packaged_minilm_dir
 
     local = packaged_minilm_dir()
     if name in (None, PACKAGED_MINILM) and local is not None:

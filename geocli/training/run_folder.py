@@ -16,8 +16,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import GeocliError
-from .checkpoint import swap_in, save_checkpoint, unreadable_as_error
+from geocli.errors import GeocliError
+from geocli.checkpoint import swap_in, save_checkpoint, unreadable_as_error
 
 STATE_JSON = "train_state.json"
 STATE_TENSORS = "train_state.safetensors"

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import UsageError
-from ..geo.countries import country, country_code_at
-from ..geo.distance import mean_coordinate, pairwise_haversine_km
+from geocli.errors import UsageError
+from geocli.geo.countries import country, country_code_at
+from geocli.geo.distance import mean_coordinate, pairwise_haversine_km
 
 LOCATION_HEADS = ("geocell", "gallery", "retrieval", "grid_regression", "regression", "country")
 

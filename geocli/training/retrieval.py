@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..fusion.mixvpr import VPR_RADIUS_KM, ReferenceIndex, recall_from_neighbours
-from . import train_setup as S
+from geocli.heads.mixvpr import VPR_RADIUS_KM, ReferenceIndex, recall_from_neighbours
+from geocli.training import setup as S
 
 RETRIEVAL_HEAD = "retrieval"
 RECALL_KS = (1, 5, 10)

@@ -17,15 +17,15 @@ from typing import Callable
 
 import torch
 
-from ..config import TrainConfig
-from ..report.console import log as default_log
-from . import train_data as D
-from . import train_retrieval as R
-from . import train_scoring as scoring
-from . import train_setup as S
-from .cache import branch_cache, cached_embeddings
-from .distributed import barrier, init_distributed, mean_over_ranks
-from .train_state import find_run_folder, load_run_state, save_run
+from geocli.config import TrainConfig
+from geocli.report.console import log as default_log
+from geocli.training import data as D
+from geocli.training import retrieval as R
+from geocli.training import scoring
+from geocli.training import setup as S
+from geocli.embedding_cache import branch_cache, cached_embeddings
+from geocli.training.distributed import barrier, init_distributed, mean_over_ranks
+from geocli.training.run_folder import find_run_folder, load_run_state, save_run
 
 
 @dataclass
@@ -94,8 +94,8 @@ class Trainer:
         self.runner = self._wrap()
 
     def _build_model(self, state):
-        from ..fusion.model import GeoModel
-        from .checkpoint import load_checkpoint
+        from geocli.model import GeoModel
+        from geocli.checkpoint import load_checkpoint
 
         if state is not None:  # the folder, or the twin a kill mid-save left
             return load_checkpoint(find_run_folder(self.resume), device=str(self.device)).train()
@@ -162,7 +162,7 @@ class Trainer:
                                        self.world.rank, self.world.size, self.cfg.seed)
         weights = None
         if self.cfg.sampler == "class-balanced":
-            from ..datasets.splits import class_balanced_weights
+            from geocli.datasets.splits import class_balanced_weights
 
             weights = class_balanced_weights(D.balance_labels(self.train_t))
         return D.ShardedSampler(n, weights, self.world.rank, self.world.size, self.cfg.seed)
@@ -198,7 +198,7 @@ class Trainer:
 
     # ---- the loop ----
     def run(self) -> TrainResult:
-        from .interrupt import GracefulInterrupt
+        from geocli.interrupt import GracefulInterrupt
 
         interrupted = False
         with GracefulInterrupt() as self.interrupt:
@@ -285,7 +285,7 @@ class Trainer:
         earlier = [scoring.best_score(r) for r in self.history[:-1]]
         if score is None or not self.world.is_main or any(e is not None and e <= score for e in earlier):
             return
-        from .checkpoint import save_checkpoint
+        from geocli.checkpoint import save_checkpoint
 
         extra = {"train": {"config": self.cfg.to_dict(), "epoch": self.epoch, "split": self.split, "val": row["val"]}}
         save_checkpoint(self.model, best_folder(self.cfg.out), extra)
@@ -306,14 +306,14 @@ def best_folder(out) -> Path:
 
 
 def _eval_transform(preprocess: dict):
-    from ..branches.base import Preprocess
+    from geocli.branches.base import Preprocess
 
     return Preprocess.from_dict(preprocess).transform(False)
 
 
 def _encoder(module, batch_size: int):
     """paths -> (vectors, presence mask or None) through a frozen branch's ``encode_images``."""
-    from ..images import open_image
+    from geocli.images import open_image
 
     def encode(paths: list[str]):
         out = module.encode_images([open_image(p) for p in paths], batch_size)
@@ -326,8 +326,8 @@ def _encoder(module, batch_size: int):
 
 def _token_encoder(module, batch_size: int):
     """paths -> (pooled embedding + flattened patch tokens per row, None) of a frozen token branch."""
-    from ..fusion.model import flatten_with_tokens
-    from ..images import open_image
+    from geocli.model import flatten_with_tokens
+    from geocli.images import open_image
 
     @torch.no_grad()
     def encode(paths: list[str]):
@@ -343,7 +343,7 @@ def _token_encoder(module, batch_size: int):
 
 
 def _hash(path: str) -> str:
-    from .cache import content_hash
+    from geocli.embedding_cache import content_hash
 
     return content_hash(path)
 

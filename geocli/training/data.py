@@ -11,11 +11,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import LabelSpaces, TrainConfig
-from ..datasets import Manifest, check_images, load_dataset
-from ..datasets.splits import split_manifest
-from ..errors import UsageError
-from ..geo.cells import GEOESTIMATION_SPECS, GeocellHierarchy, PartitionSpec
+from geocli.config import LabelSpaces, TrainConfig
+from geocli.datasets import Manifest, check_images, load_dataset
+from geocli.datasets.splits import split_manifest
+from geocli.errors import UsageError
+from geocli.geo.cells import GEOESTIMATION_SPECS, GeocellHierarchy, PartitionSpec
 
 #: Target cell counts (coarse, middle, fine) when the thresholds are scaled to the data size.
 CELL_TARGETS = (4, 12, 40)
@@ -66,7 +66,7 @@ def cell_specs(n_train: int, cells: list[list[int]] | None = None) -> list[Parti
 
 def manifest_countries(manifest: Manifest) -> list[str]:
     """ISO codes per sample: the manifest column where filled, else looked up at the coordinate."""
-    from ..geo.countries import country_codes_at
+    from geocli.geo.countries import country_codes_at
 
     looked = country_codes_at(manifest.lat, manifest.lon) if any(c is None for c in manifest.country) else None
     return [(c or (looked[i] if looked else None) or "").upper() or None for i, c in enumerate(manifest.country)]
@@ -97,7 +97,7 @@ def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]]
 
 def country_points(train: Manifest, codes: list, countries: list[str]) -> list[list[float]]:
     """The spherical mean of each country's training photos (where a country guess is placed)."""
-    from ..geo.distance import mean_coordinate
+    from geocli.geo.distance import mean_coordinate
 
     codes = np.asarray([c or "" for c in codes], dtype=object)
     return [list(map(float, mean_coordinate(train.lat[codes == c], train.lon[codes == c]))) for c in countries]
@@ -129,7 +129,7 @@ def place_ids(manifest: Manifest, radius_km: float) -> np.ndarray:
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree
 
-    from ..geo.distance import km_to_chord, to_unit_vectors
+    from geocli.geo.distance import km_to_chord, to_unit_vectors
 
     xyz = to_unit_vectors(manifest.lat, manifest.lon)
     pairs = cKDTree(xyz).query_pairs(float(km_to_chord(radius_km)), output_type="ndarray")
@@ -207,7 +207,7 @@ class TrainDataset(torch.utils.data.Dataset):
         path = self.manifest.images[i]
         if name in self.maps:
             return self.maps[name][path]
-        from ..images import open_image
+        from geocli.images import open_image
 
         return open_image(path)
 
@@ -215,7 +215,7 @@ class TrainDataset(torch.utils.data.Dataset):
 def train_transform(preprocess: dict, cfg: TrainConfig, label_map: bool = False):
     """The run's augmentation (``Preprocess.augment``) on a branch's own size and normalisation.
     Horizontal flips are off by default: mirrored text and driving side are geo cues."""
-    from ..branches.base import Preprocess
+    from geocli.branches.base import Preprocess
 
     return Preprocess.from_dict(preprocess).augment(cfg.crop_scale, cfg.rotation, cfg.flip, cfg.color_jitter, label_map)
 
@@ -254,7 +254,7 @@ def render_label_maps(module, paths: list[str], batch_size: int, progress=None) 
     (a TransLocator pair). Maps are shrunk (nearest neighbour) to the branch's resize size."""
     from PIL import Image
 
-    from ..images import open_image
+    from geocli.images import open_image
 
     pre = module.preprocess
     side = int(round(pre.image_size / pre.crop_pct))

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import LabelSpaces
-from ..errors import UsageError
-from ..registry import Registry
-from .losses import classification_loss, coordinate_loss, haversine_smoothed_targets
+from geocli.config import LabelSpaces
+from geocli.errors import UsageError
+from geocli.registry import Registry
+from geocli.heads.losses import classification_loss, coordinate_loss, haversine_smoothed_targets
 
 HEADS: Registry = Registry("head")
 

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..hub import cache_dir, digest, file_fingerprint
+from geocli.hub import cache_dir, digest, file_fingerprint
 
 CACHE_VERSION = 1
 _HASH_MEMO: dict[tuple, str] = {}

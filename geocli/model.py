@@ -20,13 +20,13 @@ from functools import partial
 import torch
 from torch import nn
 
-from ..config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
-from ..errors import UsageError
-from .concat import ConcatFusion
-from .heads import HEADS, FeatureSpec
-from .losses import weighted_sum
-from .translocator import FUSIONS, TransLocator, num_patches, patch_tokens, run_block
-from . import retrieval as _retrieval  # noqa: F401  (registers the gallery and retrieval heads)
+from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
+from geocli.errors import UsageError
+from geocli.fusion.concat import ConcatFusion
+from geocli.heads.classification import HEADS, FeatureSpec
+from geocli.heads.losses import weighted_sum
+from geocli.fusion.translocator import FUSIONS, TransLocator, num_patches, patch_tokens, run_block
+from geocli.heads import retrieval as _retrieval  # noqa: F401  (registers the gallery and retrieval heads)
 
 
 class EmbeddingInput(nn.Module):
@@ -82,7 +82,7 @@ def build_branch_module(cfg: BranchConfig, pretrained: bool = True) -> nn.Module
     """The branch's module; records its full constructor options and preprocessing in ``cfg``."""
     if cfg.input == "embedding":
         return EmbeddingInput(cfg.embed_dim)
-    from ..branches import build_branch
+    from geocli.branches import build_branch
 
     options = cfg.options if pretrained else _without_weights(cfg.options)
     branch = build_branch(cfg.registry_name, options, device="cpu")
@@ -92,7 +92,7 @@ def build_branch_module(cfg: BranchConfig, pretrained: bool = True) -> nn.Module
     if pretrained or not cfg.preprocess:
         cfg.preprocess = branch.preprocess.to_dict()
     else:  # rebuilding a checkpoint: the pixels must look as they did for the weights it holds
-        from ..branches.base import Preprocess
+        from geocli.branches.base import Preprocess
 
         branch.preprocess = Preprocess.from_dict(cfg.preprocess)
     return branch
@@ -217,7 +217,7 @@ class GeoModel(nn.Module):
     @torch.no_grad()
     def predict(self, batch: dict, top_k: int | None = None) -> list[dict]:
         """One result dict per sample: ``predictions``, ``country_head``, ``scene``, ``country_agreement``."""
-        from .postprocess import to_records
+        from geocli.heads.locations import to_records
 
         was_training = self.training
         self.eval()

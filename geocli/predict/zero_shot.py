@@ -14,9 +14,9 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from ..errors import WeightsNotFoundError
-from ..evidence.gazetteer import Place, country_points, default_gazetteer
-from ..geo.countries import country
+from geocli.errors import WeightsNotFoundError
+from geocli.evidence.gazetteer import Place, country_points, default_gazetteer
+from geocli.geo.countries import country
 
 COUNTRY_TEMPLATE = "a photo taken in {}."
 CITY_TEMPLATE = "a photo taken in {}, {}."
@@ -47,8 +47,8 @@ class ZeroShotCLIP:
 
     def __init__(self, model: str, pretrained: str | None, model_cfg: dict | None = None,
                  device: str | None = None, n_cities: int = 1000, batch_size: int = 32) -> None:
-        from ..branches.base import resolve_device
-        from ..branches.clip import CLIPBranch
+        from geocli.branches.base import resolve_device
+        from geocli.branches.clip import CLIPBranch
 
         if pretrained is None and model_cfg is None:
             raise WeightsNotFoundError(f"no CLIP weights named for {model}")

@@ -15,11 +15,11 @@ from typing import Callable, Sequence
 import torch
 from PIL import Image
 
-from ..branches.base import Preprocess
-from ..errors import UsageError
-from ..ocr import boxes_to_text
-from ..segmentation import MapRenderer
-from .cache import EmbeddingCache, branch_cache, cached_embeddings
+from geocli.branches.base import Preprocess
+from geocli.errors import UsageError
+from geocli.ocr import boxes_to_text
+from geocli.segmentation import MapRenderer
+from geocli.embedding_cache import EmbeddingCache, branch_cache, cached_embeddings
 
 
 @dataclass
@@ -64,7 +64,7 @@ class ModelInputs:
     def _caches(self, cache_dir: str | None) -> dict[str, EmbeddingCache]:
         """One cache per frozen pixel branch that runs on its own: not in a TransLocator pair, and
         not the patch-token source of a retrieval head (its vectors alone would not do)."""
-        from .train_setup import caches_tokens
+        from geocli.training.setup import caches_tokens
 
         out = {}
         for name, module in self.model.branches.items():

@@ -10,9 +10,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..datasets.manifest import decode_text
-from ..errors import DatasetNotFoundError, ManifestError
-from ..geo.distance import validate_coordinates
+from geocli.datasets.manifest import decode_text
+from geocli.errors import DatasetNotFoundError, ManifestError
+from geocli.geo.distance import validate_coordinates
 
 
 @dataclass

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from ..errors import UsageError
-from ..images import ImageError, open_image
+from geocli.errors import UsageError
+from geocli.images import ImageError, open_image
 
 #: Options that only a checkpoint model takes.
 CHECKPOINT_ONLY = ("tta", "cache", "cache_dir")
@@ -71,7 +71,7 @@ class Predictor:
 def load_geolocator(model: str | None = None, **options) -> Predictor:
     """A ``Predictor`` for a checkpoint folder, a built-in model name, or ``None`` (the default)."""
     if model is not None and Path(model).is_dir():
-        from .checkpoint_geolocator import CheckpointGeolocator
+        from geocli.predict.checkpoint_geolocator import CheckpointGeolocator
 
         return Predictor(CheckpointGeolocator(model, **options))
     name = model or "default"
@@ -82,7 +82,7 @@ def load_geolocator(model: str | None = None, **options) -> Predictor:
     if misplaced:
         raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in misplaced)} applies to checkpoint "
                          f"models only, not to the built-in {name!r} model")
-    from .default_geolocator import DefaultGeolocator
+    from geocli.predict.default_geolocator import DefaultGeolocator
 
     if name == "evidence":
         options["clip_model"] = None

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import LabelSpaces
-from ..errors import UsageError
-from ..geo.distance import pairwise_haversine_km
-from ..geo.gallery import (
+from geocli.config import LabelSpaces
+from geocli.errors import UsageError
+from geocli.geo.distance import pairwise_haversine_km
+from geocli.geo.gallery import (
     GPSGallery,
     LocationEncoder,
     gallery_topk,
@@ -31,9 +31,9 @@ from ..geo.gallery import (
     load_geoclip_location_encoder,
     load_geoclip_logit_scale,
 )
-from .heads import HEADS, FeatureSpec, _gps, mlp
-from .losses import multi_similarity_loss
-from .mixvpr import VPR_RADIUS_KM, MixVPR, ReferenceIndex
+from geocli.heads.classification import HEADS, FeatureSpec, _gps, mlp
+from geocli.heads.losses import multi_similarity_loss
+from geocli.heads.mixvpr import VPR_RADIUS_KM, MixVPR, ReferenceIndex
 
 
 @HEADS.register("gallery")

@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import train_data as D
-from . import train_retrieval as R
-from . import train_setup as S
-from .distributed import World, gather_lists
+from geocli.training import data as D
+from geocli.training import retrieval as R
+from geocli.training import setup as S
+from geocli.training.distributed import World, gather_lists
 
 
 @torch.no_grad()
@@ -34,7 +34,7 @@ def score(view, loader, manifest, weights: dict, device, amp: bool, references=N
 
 def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[list, list]:
     """(index, top guess, top country, descriptor or None) per photo, and each batch's summed loss."""
-    from ..fusion.postprocess import to_records
+    from geocli.heads.locations import to_records
 
     view.eval()
     rows, losses = [], []
@@ -52,8 +52,8 @@ def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[
 
 
 def _distances(manifest, guesses: list) -> dict:
-    from ..geo.distance import haversine_km
-    from ..metrics import distance_summary
+    from geocli.geo.distance import haversine_km
+    from geocli.metrics import distance_summary
 
     g = np.asarray(guesses, np.float64).reshape(-1, 2)
     if np.isnan(g).all():

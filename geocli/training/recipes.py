@@ -14,7 +14,7 @@ import copy
 import json
 from pathlib import Path
 
-from ..errors import UsageError
+from geocli.errors import UsageError
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from ..errors import UsageError
-from ..images import is_image_path
+from geocli.errors import UsageError
+from geocli.images import is_image_path
 
 Log = Callable[[str], None]
 

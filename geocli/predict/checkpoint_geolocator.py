@@ -15,17 +15,17 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from ..branches.base import resolve_device
-from ..config import TTA_MODES
-from ..errors import UsageError
-from ..evidence.combine import TRUSTED_EXIF_PROBABILITY
-from ..evidence.exif import ExifInfo, read_exif
-from ..evidence.scripts import detect_scripts
-from ..evidence.text_hints import hints_in_texts, text_evidence
-from ..fusion.postprocess import average_views, location_record, to_records
-from ..ocr import text_records
-from .model_inputs import ModelBatch, ModelInputs
-from .train_setup import mixed_precision
+from geocli.branches.base import resolve_device
+from geocli.config import TTA_MODES
+from geocli.errors import UsageError
+from geocli.evidence.combine import TRUSTED_EXIF_PROBABILITY
+from geocli.evidence.exif import ExifInfo, read_exif
+from geocli.evidence.scripts import detect_scripts
+from geocli.evidence.text_hints import hints_in_texts, text_evidence
+from geocli.heads.locations import average_views, location_record, to_records
+from geocli.ocr import text_records
+from geocli.predict.model_inputs import ModelBatch, ModelInputs
+from geocli.training.setup import mixed_precision
 
 #: Options of the default geolocator that a checkpoint fixes for itself.
 CHECKPOINT_FIXED = ("clip_model", "clip_pretrained", "clip_weights")
@@ -42,8 +42,8 @@ class CheckpointGeolocator:
     def __init__(self, folder: str | Path, device: str | None = None, no_ocr: bool = False,
                  trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
                  cache_dir: str | None = None, ocr_engine: str | None = None, **fixed) -> None:
-        from .checkpoint import load_checkpoint
-        from .train_setup import training_view
+        from geocli.checkpoint import load_checkpoint
+        from geocli.training.setup import training_view
 
         self.folder, self.trust_exif = Path(folder), trust_exif
         self.notices = [f"--{k.replace('_', '-')} is ignored with a checkpoint model (its branches are fixed)"
@@ -115,7 +115,7 @@ def _exif_distance(exif: ExifInfo, predictions: list[dict]) -> list[str]:
     """How far the model's top guess is from the photo's own GPS tag, when it has one."""
     if not exif.gps or not predictions:
         return []
-    from ..geo.distance import haversine_km
+    from geocli.geo.distance import haversine_km
 
     km = float(haversine_km(exif.gps[0], exif.gps[1], predictions[0]["lat"], predictions[0]["lon"]))
     return [f"the model's top guess is {km:,.0f} km from the EXIF GPS position"]

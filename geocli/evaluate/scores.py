@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..datasets.manifest import Manifest
-from ..geo.countries import country, country_code_at
-from ..geo.distance import haversine_km
-from ..metrics import DEFAULT_THRESHOLDS_KM, distance_summary, per_group_metrics, topk_accuracy
-from .predictions_file import PredictedImage, match_to_dataset
+from geocli.datasets.manifest import Manifest
+from geocli.geo.countries import country, country_code_at
+from geocli.geo.distance import haversine_km
+from geocli.metrics import DEFAULT_THRESHOLDS_KM, distance_summary, per_group_metrics, topk_accuracy
+from geocli.evaluate.predictions_file import PredictedImage, match_to_dataset
 
 
 def true_countries(manifest: Manifest) -> list[str | None]:

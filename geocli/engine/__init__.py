@@ -1,1 +1,0 @@
-"""Train, evaluate and predict loops, checkpoints, caches."""
