@@ -16,6 +16,9 @@ probability; no clue at all gives no candidate.
   CLIP's probabilities, and a bounded factor on the other candidates' countries.
 
 Candidates closer than ``MERGE_KM`` in one country are merged (odds add up).
+
+This ranking answers when evidence stands alone. When a visual model gives a distribution over
+locations, the same clues act on it as a likelihood instead (``geocli.evidence.fuse``).
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ class Evidence:
     clip_places: list[tuple[float, float, str, float]] = field(default_factory=list)  # lat, lon, country, p
 
 
-def _country_odds(ev: Evidence) -> tuple[dict[str, float], dict[str, str]]:
+def country_odds(ev: Evidence) -> tuple[dict[str, float], dict[str, str]]:
     """Country-level odds E_c, and which source contributed most to each."""
     parts: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for hint in ev.hints:
@@ -81,7 +84,7 @@ def _country_odds(ev: Evidence) -> tuple[dict[str, float], dict[str, str]]:
     return totals, sources
 
 
-def _script_factor(ev: Evidence, code: str | None) -> float:
+def script_factor(ev: Evidence, code: str | None) -> float:
     factor = 1.0
     for script, share in ev.scripts:
         if script != "Latin" and code and script_country_shares(script):
@@ -142,11 +145,11 @@ def _merge(cands: list[Candidate]) -> list[Candidate]:
 
 def candidates(ev: Evidence) -> list[Candidate]:
     """All candidates with their odds against unknown, strongest first (EXIF not yet trusted)."""
-    odds, sources = _country_odds(ev)
+    odds, sources = country_odds(ev)
     cands = _place_candidates(ev, odds)
     cands += _country_candidates(odds, sources, {c.country for c in cands if c.country})
     for c in cands:
-        c.odds *= _script_factor(ev, c.country) * _clip_factor(ev, c.country)
+        c.odds *= script_factor(ev, c.country) * _clip_factor(ev, c.country)
     cands += _clip_candidates(ev, odds)
     if ev.gps is not None:
         from geocli.geo.countries import country_code_at

@@ -40,9 +40,8 @@ from PIL import Image
 from geocli.errors import GeocliError
 from geocli.evidence import combine
 from geocli.evidence.exif import ExifInfo, read_exif
-from geocli.evidence.gazetteer import Match, best_matches, default_gazetteer
-from geocli.evidence.scripts import detect_scripts
-from geocli.evidence.text_hints import hints_in_texts, text_evidence
+from geocli.evidence.fuse import photo_evidence
+from geocli.evidence.text_hints import text_evidence
 from geocli.ocr import text_records
 from geocli.predict.zero_shot import ZeroShotCLIP
 
@@ -114,11 +113,7 @@ class DefaultGeolocator:
     def _locate_one(self, image: Image.Image, path: str | None, boxes: list, visual: dict | None,
                     top_k: int) -> dict:
         exif = read_exif(path, image)
-        ev = combine.Evidence(gps=exif.gps, trust_exif=self.trust_exif)
-        ev.scripts = detect_scripts(b.text for b in boxes)
-        ev.script_letters = sum(ch.isalpha() for b in boxes for ch in b.text)
-        ev.hints = hints_in_texts([b.text for b in boxes])
-        ev.matches = _matches(boxes)
+        ev = photo_evidence(exif.gps, boxes, self.trust_exif)
         if visual is not None:
             ev.clip_countries, ev.clip_places = visual["countries"], visual["places"]
         predictions, unknown = combine.rank(ev, top_k)
@@ -177,15 +172,3 @@ def _shrink(image: Image.Image, max_side: int) -> Image.Image:
     if scale >= 1:
         return image
     return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
-
-
-def _matches(boxes: list) -> list[Match]:
-    """Gazetteer matches in each box and in neighbouring pairs (names split over two boxes)."""
-    gaz = default_gazetteer()
-    found: list[Match] = []
-    for box in boxes:
-        found += gaz.match(box.text, float(box.confidence))
-    for a, b in zip(boxes, boxes[1:]):
-        found += gaz.match(f"{a.text} {b.text}", 0.8 * min(float(a.confidence), float(b.confidence)))
-    return best_matches(found)
-
