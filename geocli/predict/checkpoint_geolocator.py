@@ -73,6 +73,8 @@ class CheckpointGeolocator:
                  f"{'five-crop TTA' if self.tta else 'centre crop'}; device {self.device}"]
         if self.no_ocr and self.inputs.ocr is not None:
             lines.append("OCR off (--no-ocr): the OCR branch gets its 'no text' input")
+        elif self.inputs.ocr is not None:
+            lines += [n for n in [self.model.branches[self.inputs.ocr].engine_plan()[1]] if n]
         return lines + self.notices
 
     @torch.no_grad()

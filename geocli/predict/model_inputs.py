@@ -5,7 +5,8 @@ normalised crops, the seg branch its rendered segmentation map (rendered once pe
 cropped like the pixels), the OCR branch its text embedding plus ``has_text``. With five-crop TTA
 every photo becomes five adjacent rows; inputs that do not depend on the crop (OCR) are repeated.
 Frozen pixel branches outside a TransLocator pair can take their vectors from the embedding cache
-(single view only: crops are not cached), keyed exactly as training keys them.
+(single view only: crops are not cached), keyed exactly as training keys them; with the cache on,
+what OCR read is kept too (``geocli.ocr.cache``), so a re-run reads no text twice.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from PIL import Image
 
 from geocli.branches.base import Preprocess
 from geocli.errors import UsageError
-from geocli.ocr import boxes_to_text
 from geocli.segmentation import MapRenderer
 from geocli.embedding_cache import EmbeddingCache, branch_cache, cached_embeddings
 
@@ -46,6 +46,8 @@ class ModelInputs:
             if cfg.enabled:
                 self._add_branch(cfg)
         self.caches = self._caches(cache_dir) if cache and self.views == 1 else {}
+        if cache and self.ocr is not None and read_text:
+            model.branches[self.ocr].use_ocr_cache(cache_dir)  # what OCR read, by image content
 
     def _add_branch(self, cfg) -> None:
         if cfg.input == "embedding":
@@ -102,8 +104,7 @@ class ModelInputs:
     def _text(self, images) -> tuple[dict, list[list]]:
         """The OCR branch's input ({"text_emb", "has_text"}, repeated per view) and the boxes read."""
         branch = self.model.branches[self.ocr]
-        boxes = branch.engine.read_batch([branch.transform()(img) for img in images]) if self.read_text else [[] for _ in images]
-        texts = [boxes_to_text(b)[: branch.config["max_chars"]] for b in boxes]
-        emb, has_text = branch.embed_texts(texts)
+        boxes = branch.read_boxes(images) if self.read_text else [[] for _ in images]
+        emb, has_text = branch.embed_texts(branch.boxes_to_texts(boxes))
         repeat = lambda t: t.repeat_interleave(self.views, dim=0)  # noqa: E731
         return {"text_emb": repeat(emb), "has_text": repeat(has_text)}, boxes

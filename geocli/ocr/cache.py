@@ -1,0 +1,95 @@
+"""On-disk cache of what OCR read, by image content: a re-run of predict or eval on the same photos
+reads no text twice (the embedding cache does the same for vectors during training).
+
+An entry is keyed by a hash of the decoded pixels (mode, size, bytes): what an engine reads depends
+on nothing else, so renamed or re-encoded-identically files share an entry and an edited photo does
+not. Entries live in one SQLite file per engine identity (name, options, box filters; see
+``engine_key``), in geocli's cache folder: several processes may read and write it at once.
+Only a re-run gains from it -- a first run pays the full OCR cost.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PIL import Image
+
+from geocli.hub import cache_dir, digest
+from geocli.ocr.base import TextBox
+
+OCR_CACHE_VERSION = 1
+#: Engine options that change how fast text is read, not what is read.
+SPEED_ONLY_OPTIONS = ("threads", "device", "rec_batch")
+
+
+def pixels_key(image: Image.Image) -> str:
+    """Content hash of a decoded image."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{image.mode}:{image.width}x{image.height}:".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+def engine_key(name: str, options: dict) -> str:
+    """Identity of an engine's reads: its name and every option that changes what it reads."""
+    kept = {k: v for k, v in options.items() if k not in SPEED_ONLY_OPTIONS}
+    return f"{name}-{digest(OCR_CACHE_VERSION, name, kept)}"
+
+
+def _to_json(boxes: Sequence[TextBox]) -> str:
+    return json.dumps([[list(map(list, b.box)), b.text, b.confidence] for b in boxes])
+
+
+def _from_json(blob: str) -> list[TextBox]:
+    return [TextBox(tuple(tuple(p) for p in box), text, conf) for box, text, conf in json.loads(blob)]
+
+
+class OCRCache:
+    """Text boxes by ``pixels_key`` for one engine identity; ``root`` defaults to geocli's cache dir."""
+
+    def __init__(self, key: str, root: str | os.PathLike | None = None) -> None:
+        folder = Path(root) / "ocr" if root else cache_dir("ocr")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{key}.sqlite"
+        with self._connect() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS reads (image TEXT PRIMARY KEY, boxes TEXT NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=60)
+
+    def get(self, keys: Sequence[str]) -> dict[str, list[TextBox]]:
+        """The cached boxes of those ``keys`` that have an entry."""
+        unique = list(dict.fromkeys(keys))
+        found: dict[str, list[TextBox]] = {}
+        with self._connect() as db:
+            for i in range(0, len(unique), 500):
+                chunk = unique[i : i + 500]
+                rows = db.execute(f"SELECT image, boxes FROM reads WHERE image IN ({','.join('?' * len(chunk))})", chunk)
+                found.update((key, _from_json(blob)) for key, blob in rows)
+        return found
+
+    def put(self, entries: dict[str, Sequence[TextBox]]) -> None:
+        with self._connect() as db:
+            db.executemany("INSERT OR REPLACE INTO reads VALUES (?, ?)",
+                           [(key, _to_json(boxes)) for key, boxes in entries.items()])
+
+    def __len__(self) -> int:
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
+
+
+def cached_reads(cache: OCRCache, images: Sequence[Image.Image],
+                 read: Callable[[list[Image.Image]], list[list[TextBox]]]) -> list[list[TextBox]]:
+    """Each image's boxes: from the cache, or read (all missing images in one call) and stored."""
+    keys = [pixels_key(img) for img in images]
+    found = cache.get(keys)
+    todo = {k: img for k, img in zip(keys, images) if k not in found}
+    if todo:
+        fresh = dict(zip(todo, read(list(todo.values()))))
+        cache.put(fresh)
+        found.update(fresh)
+    return [found[k] for k in keys]

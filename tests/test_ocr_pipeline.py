@@ -1,0 +1,88 @@
+"""The PP-OCR pipeline's choices (detection size, providers, session options), OCR on the GPU, and
+the OCR result cache."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from geocli.ocr import TextBox, build_ocr_engine
+from geocli.ocr.cache import OCRCache, cached_reads, engine_key, pixels_key
+from geocli.ocr.engines import engine_for_device
+from geocli.ocr.onnx_runtime import CPU_PROVIDER, CUDA_PROVIDER, providers_for, session_options
+from geocli.ocr.ppocr import DetectionSize
+
+
+def sign(text: str, width: int = 480, height: int = 140) -> Image.Image:
+    img = Image.new("RGB", (width, height), (250, 250, 245))
+    ImageDraw.Draw(img).text((20, 30), text, fill=(10, 10, 10), font=ImageFont.load_default(size=64))
+    return img
+
+
+def test_detection_size_upscales_small_photos_and_caps_large_ones():
+    size = DetectionSize(short_side=736, max_upscale=2.0, max_side=2000)
+    assert size.shape(640, 480) == (736, 992)  # a phone photo's 480 px short side goes to 736
+    assert size.scale(4000, 3000) == 0.5  # the long side is capped at 2000
+    assert size.scale(1600, 1200) == 1.0  # large enough: never downscaled below its own pixels
+    assert size.scale(200, 100) == 2.0  # a tiny image is upscaled at most 2x
+    h, w = size.shape(333, 251)
+    assert h % 32 == 0 and w % 32 == 0
+
+
+def test_cuda_provider_only_when_asked_for_and_installed():
+    both = [CUDA_PROVIDER, CPU_PROVIDER]
+    assert providers_for("cuda", both) == [(CUDA_PROVIDER, {"device_id": 0}), CPU_PROVIDER]
+    assert providers_for("cuda:1", both)[0] == (CUDA_PROVIDER, {"device_id": 1})
+    assert providers_for("cpu", both) == [CPU_PROVIDER]
+    assert providers_for("cuda", [CPU_PROVIDER]) == [CPU_PROVIDER]
+
+
+def test_ocr_moves_to_the_gpu_with_cuda():
+    cpu_only = [CPU_PROVIDER]
+    assert engine_for_device("rapidocr", "cpu", cpu_only) == ("rapidocr", None)
+    assert engine_for_device("rapidocr", "cuda", [CUDA_PROVIDER, CPU_PROVIDER]) == ("rapidocr", None)
+    name, notice = engine_for_device("rapidocr", "cuda", cpu_only, easyocr=True, cuda=True)
+    assert name == "easyocr" and "onnxruntime-gpu" in notice
+    name, notice = engine_for_device("rapidocr", "cuda", cpu_only, easyocr=False, cuda=True)
+    assert name == "rapidocr" and "stays on the CPU" in notice
+    assert engine_for_device("easyocr", "cuda", cpu_only) == ("easyocr", None)
+
+
+def test_session_options_do_not_spin_and_use_the_given_threads():
+    opts = session_options(threads=1)
+    assert opts.intra_op_num_threads == 1
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_batch_read_matches_single_reads():
+    engine = build_ocr_engine("rapidocr")
+    images = [sign("STOP"), Image.new("RGB", (300, 200), "white"), sign("MARKET ST", width=560)]
+    batch = engine.read_batch(images)
+    assert [[b.text for b in boxes] for boxes in batch] == [[b.text for b in engine.read(i)] for i in images]
+    assert batch[1] == [] and engine.provider == CPU_PROVIDER
+
+
+def test_cache_reads_each_image_once(tmp_path):
+    cache = OCRCache(engine_key("rapidocr", {"min_confidence": 0.5}), tmp_path)
+    box = TextBox(((0.0, 0.0), (10.0, 0.0), (10.0, 5.0), (0.0, 5.0)), "STOP", 0.9)
+    calls = []
+
+    def read(images):
+        calls.append(len(images))
+        return [[box] if img.getpixel((0, 0)) == (0, 0, 0) else [] for img in images]
+
+    black, white = Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8), "white")
+    assert cached_reads(cache, [black, white, black], read) == [[box], [], [box]]
+    assert calls == [2]  # the duplicate photo is read once
+    again = OCRCache(cache.path.stem, tmp_path)  # another process, same folder
+    assert cached_reads(again, [white, black], read) == [[], [box]] and calls == [2]
+    assert len(again) == 2
+
+
+def test_cache_keys_follow_content_and_reading_options():
+    a, b = Image.new("RGB", (8, 8)), Image.new("RGB", (8, 8))
+    assert pixels_key(a) == pixels_key(b)
+    b.putpixel((3, 3), (1, 0, 0))
+    assert pixels_key(a) != pixels_key(b)
+    assert engine_key("rapidocr", {"threads": 1}) == engine_key("rapidocr", {"threads": 4})
+    assert engine_key("rapidocr", {"min_box_height": 8}) != engine_key("rapidocr", {"min_box_height": 4})
+
