@@ -33,6 +33,8 @@ REFERENCE_CONFIDENCE = 0.8
 def photos(name: str, n: int, seed: int = 0) -> list[str]:
     """``n`` photos of a shared set, drawn at random (fixed seed) so every part of it is represented."""
     files = sorted(str(p) for p in (SHARED / name / "images").rglob("*.jpg"))
+    if not files:
+        raise SystemExit(f"no photos in {SHARED / name / 'images'} (set GEOCLI_SHARED_DATA to the shared data folder)")
     random.Random(seed).shuffle(files)
     return files[:n]
 
