@@ -8,6 +8,7 @@ import click
 
 from geocli.cli.main import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK
 from geocli.cli.options import add_options, checkpoint_model_options
+from geocli.report.writers import WRITERS
 
 
 @click.command()
@@ -15,7 +16,7 @@ from geocli.cli.options import add_options, checkpoint_model_options
 @click.option("--model", "-m", default=None,
               help="Checkpoint folder from 'geocli train', or a name from 'geocli models' (default: 'default').")
 @click.option("--top", "top_k", type=click.IntRange(1, 100), default=5, show_default=True, help="Guesses per image.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table",
+@click.option("--format", "fmt", type=click.Choice(WRITERS.names()), default="table",
               show_default=True, help="table for people; json array, jsonl stream or csv rows for scripts.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write results to this file instead of stdout.")
@@ -97,11 +98,10 @@ def _open_output(path: str):
 def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):
     """Write each record as it comes; return the failure count and (for the map) the records."""
     from geocli.report.console import log
-    from geocli.report.writers import WRITERS
 
     created = bool(output) and not os.path.exists(output)
     stream = _open_output(output) if output else sys.stdout
-    writer = WRITERS[fmt](stream)
+    writer = WRITERS.get(fmt)(stream)
     failed, n, kept = 0, 0, []
     try:
         for record in predictor.predict(paths, top_k=top_k, batch_size=batch_size, interrupt=interrupt):

@@ -231,3 +231,13 @@ def check_images(manifest: Manifest, skip_missing: bool = False, log=None) -> Ma
         log(f"skipped {len(missing)} of {len(manifest)} images missing from disk (--skip-missing)")
     keep = sorted(set(range(len(manifest))) - set(missing))
     return manifest.subset(keep)
+
+
+def manifest_countries(manifest: Manifest) -> list[str]:
+    """The country of each row, as upper-case ISO codes: the manifest's ``country`` column where
+    filled, else the country at the row's coordinate (None at sea). Training labels, validation and
+    ``geocli eval`` all ask this one function."""
+    from geocli.geo.countries import country_codes_at
+
+    looked = country_codes_at(manifest.lat, manifest.lon) if any(c is None for c in manifest.country) else None
+    return [(c or (looked[i] if looked else None) or "").upper() or None for i, c in enumerate(manifest.country)]

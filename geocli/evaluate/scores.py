@@ -3,16 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocli.datasets.manifest import Manifest
+from geocli.datasets.manifest import Manifest, manifest_countries
 from geocli.geo.countries import country, country_code_at
 from geocli.geo.distance import haversine_km
 from geocli.metrics import DEFAULT_THRESHOLDS_KM, distance_summary, per_group_metrics, topk_accuracy
-from geocli.evaluate.predictions_file import PredictedImage, match_to_dataset
-
-
-def true_countries(manifest: Manifest) -> list[str | None]:
-    """Country of each row: the manifest's ``country`` column where given, else looked up."""
-    return [c or country_code_at(a, b) for c, a, b in zip(manifest.country, manifest.lat, manifest.lon)]
+from geocli.evaluate.predictions_file import PredictedImage, from_record, match_to_dataset
 
 
 def ranked_countries(pred: PredictedImage) -> list[str]:
@@ -26,6 +21,13 @@ def ranked_countries(pred: PredictedImage) -> list[str]:
         if code and code not in out:
             out.append(code)
     return out
+
+
+def top_country(record: dict) -> str | None:
+    """A prediction record's answer to "which country" (the first of ``ranked_countries``): training
+    validation and ``geocli eval`` score the same country."""
+    ranking = ranked_countries(from_record({"image": "", **record}))
+    return ranking[0] if ranking else None
 
 
 def evaluate_predictions(
@@ -45,7 +47,7 @@ def evaluate_predictions(
     pred_lat = np.array([g.guesses[0][0] for g in guesses], np.float64)
     pred_lon = np.array([g.guesses[0][1] for g in guesses], np.float64)
     distances = haversine_km(manifest.lat[rows], manifest.lon[rows], pred_lat, pred_lon)
-    truth = true_countries(manifest.subset(rows))
+    truth = manifest_countries(manifest.subset(rows))
     rankings = [ranked_countries(g) for g in guesses]
     result = {"dataset": dataset_name or manifest.source, "n_dataset": len(manifest)}
     result.update(distance_summary(distances, thresholds_km))

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from geocli.geo.countries import country
+from geocli.predict.record import Guess, guess
 from geocli.geo.distance import haversine_km
 from geocli.evidence.gazetteer import Match, country_points
 from geocli.evidence.scripts import script_country_shares, script_likelihood
@@ -169,14 +169,12 @@ def _probabilities(cands: list[Candidate], trust_exif: bool) -> list[tuple[Candi
     return sorted(probs, key=lambda cp: -cp[1])
 
 
-def rank(ev: Evidence, top_k: int) -> tuple[list[dict], float]:
+def rank(ev: Evidence, top_k: int) -> tuple[list[Guess], float]:
     """The top ``top_k`` predictions as dicts, and the probability left to "unknown"."""
     probs = _probabilities(candidates(ev), ev.trust_exif)
     unknown = max(0.0, 1.0 - sum(p for _, p in probs))
     preds = []
     for i, (c, p) in enumerate(probs[:top_k], start=1):
-        info = country(c.country)
-        preds.append({"rank": i, "lat": round(float(c.lat), 6), "lon": round(float(c.lon), 6), "country": c.country,
-                      "country_name": info.name if info else None, "cell": None,
-                      "probability": round(float(p), 4), "source": c.source})
+        preds.append(guess(i, round(float(c.lat), 6), round(float(c.lon), 6), c.source, round(float(p), 4),
+                           country_code=c.country))
     return preds, float(unknown)

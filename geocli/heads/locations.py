@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from geocli.errors import UsageError
-from geocli.geo.countries import country, country_code_at
 from geocli.geo.distance import mean_coordinate, pairwise_haversine_km
+from geocli.predict.record import CountryScore, LocateResult, Scene, agreement, country_score, guess
 
 LOCATION_HEADS = ("geocell", "gallery", "retrieval", "grid_regression", "regression", "country")
 
@@ -34,7 +34,7 @@ def location_head(model, name: str | None = None) -> str | None:
     return next((h for h in LOCATION_HEADS if h in model.heads), None)
 
 
-def to_records(model, outputs: dict, top_k: int | None = None) -> list[dict]:
+def to_records(model, outputs: dict, top_k: int | None = None) -> list[LocateResult]:
     cfg = model.config.predict
     k = top_k or cfg.top_k
     source = location_head(model, cfg.location_head)
@@ -45,24 +45,14 @@ def to_records(model, outputs: dict, top_k: int | None = None) -> list[dict]:
     return [_record(locations[i], countries[i], scenes[i], source) for i in range(batch)]
 
 
-def _record(locations: list[tuple], countries: list[dict] | None, scene: dict | None, source: str | None) -> dict:
-    predictions = [location_record(rank, lat, lon, cell, prob, source)
+def _record(locations: list[tuple], countries: list[CountryScore] | None, scene: Scene | None,
+            source: str | None) -> dict:
+    """The model's part of a record: ranked guesses (country at each coordinate), the country
+    head's ranking, the scene."""
+    predictions = [guess(rank, lat, lon, source, prob, cell)
                    for rank, (lat, lon, cell, prob) in enumerate(locations, start=1)]
-    agreement = None
-    if predictions and countries:
-        a, b = predictions[0]["country"], countries[0]["country"]
-        agreement = {"location_country": a, "country_head": b, "agree": a == b}
     return {"predictions": predictions, "country_head": countries or [], "scene": scene,
-            "country_agreement": agreement}
-
-
-def location_record(rank: int, lat: float, lon: float, cell, prob, source) -> dict:
-    """One ranked guess as records print it, with the country at its coordinate."""
-    code = country_code_at(lat, lon)
-    info = country(code)
-    return {"rank": rank, "lat": float(lat), "lon": float(lon), "country": code,
-            "country_name": info.name if info else None, "cell": cell,
-            "probability": None if prob is None else float(prob), "source": source}
+            "country_agreement": agreement(predictions, countries or [])}
 
 
 def _locations(model, source: str, out: dict, k: int) -> list[list[tuple]]:
@@ -124,18 +114,17 @@ def _grid_locations(head, out: dict) -> list[list[tuple]]:
     return [[(float(c[0]), float(c[1]), part.cell_ids[int(i)], float(p))] for c, i, p in zip(coords, idx, conf)]
 
 
-def _country_ranking(model, outputs: dict, k: int, batch: int) -> list[list[dict] | None]:
+def _country_ranking(model, outputs: dict, k: int, batch: int) -> list[list[CountryScore] | None]:
     if "country" not in model.heads:
         return [None] * batch
     codes = model.heads["country"].classes
     probs = outputs["country"]["logits"].detach().float().softmax(-1).cpu()
     top = probs.topk(min(k, len(codes)), dim=-1)
-    return [[{"rank": r, "country": codes[i], "country_name": getattr(country(codes[i]), "name", None),
-              "probability": float(p)} for r, (p, i) in enumerate(zip(ps.tolist(), ids.tolist()), start=1)]
+    return [[country_score(r, codes[i], p) for r, (p, i) in enumerate(zip(ps.tolist(), ids.tolist()), start=1)]
             for ps, ids in zip(top.values, top.indices)]
 
 
-def _scenes(model, outputs: dict, batch: int) -> list[dict | None]:
+def _scenes(model, outputs: dict, batch: int) -> list[Scene | None]:
     if "scene" not in model.heads:
         return [None] * batch
     names = model.heads["scene"].classes

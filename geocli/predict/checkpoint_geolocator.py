@@ -22,9 +22,10 @@ from geocli.evidence.combine import TRUSTED_EXIF_PROBABILITY
 from geocli.evidence.exif import ExifInfo, read_exif
 from geocli.evidence.scripts import detect_scripts
 from geocli.evidence.text_hints import hints_in_texts, text_evidence
-from geocli.heads.locations import average_views, location_record, to_records
+from geocli.heads.locations import average_views, to_records
 from geocli.ocr import text_records
 from geocli.predict.model_inputs import ModelBatch, ModelInputs
+from geocli.predict.record import Guess, LocateResult, guess
 from geocli.training.setup import mixed_precision
 
 #: Options of the default geolocator that a checkpoint fixes for itself.
@@ -78,7 +79,7 @@ class CheckpointGeolocator:
         return lines + self.notices
 
     @torch.no_grad()
-    def locate(self, images: list[Image.Image], paths: Sequence[str | None], top_k: int = 5) -> list[dict]:
+    def locate(self, images: list[Image.Image], paths: Sequence[str | None], top_k: int = 5) -> list[LocateResult]:
         if len(images) != len(paths):
             raise ValueError(f"{len(images)} images but {len(paths)} paths")
         batch = self.inputs.build(images, list(paths))
@@ -92,7 +93,7 @@ class CheckpointGeolocator:
             outputs = model(batch.inputs)
         return average_views(outputs, batch.views)
 
-    def _record(self, rec: dict, image: Image.Image, path: str | None, boxes: list, top_k: int) -> dict:
+    def _record(self, rec: dict, image: Image.Image, path: str | None, boxes: list, top_k: int) -> LocateResult:
         exif = read_exif(path, image)
         predictions = rec["predictions"]
         if self.trust_exif and exif.gps:
@@ -113,7 +114,7 @@ class CheckpointGeolocator:
         return text_evidence(engine, len(texts), detect_scripts(texts), hints_in_texts(texts))
 
 
-def _exif_distance(exif: ExifInfo, predictions: list[dict]) -> list[str]:
+def _exif_distance(exif: ExifInfo, predictions: list[Guess]) -> list[str]:
     """How far the model's top guess is from the photo's own GPS tag, when it has one."""
     if not exif.gps or not predictions:
         return []
@@ -128,9 +129,9 @@ def _branch_label(cfg) -> str:
     return f"{cfg.name} ({model})" if model else cfg.name
 
 
-def _exif_first(exif: ExifInfo, predictions: list[dict], top_k: int) -> list[dict]:
+def _exif_first(exif: ExifInfo, predictions: list[Guess], top_k: int) -> list[Guess]:
     """EXIF GPS as guess 1 (probability 0.99); the model's guesses follow, scaled into the rest."""
-    first = location_record(1, exif.gps[0], exif.gps[1], None, TRUSTED_EXIF_PROBABILITY, "exif")
+    first = guess(1, exif.gps[0], exif.gps[1], "exif", TRUSTED_EXIF_PROBABILITY)
     rest = [{**p, "rank": p["rank"] + 1,
              "probability": None if p["probability"] is None else p["probability"] * (1 - TRUSTED_EXIF_PROBABILITY)}
             for p in predictions[: top_k - 1]]

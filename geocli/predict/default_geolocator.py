@@ -11,19 +11,12 @@ API::
     geo = DefaultGeolocator(clip_model="ViT-B-32", clip_pretrained="laion2b_s34b_b79k",
                             clip_weights=None, ocr_engine="rapidocr", no_ocr=False,
                             trust_exif=False, device=None)
-    results = geo.locate(images, paths, top_k=5)   # one dict per image, in order
+    results = geo.locate(images, paths, top_k=5)   # one LocateResult per image, in order
     for line in geo.status_lines(): print(line, file=sys.stderr)
 
-Each result::
-
-    {"exif": {"gps": {"lat", "lon"} | None, "camera": str | None, "datetime": str | None},
-     "predictions": [{"rank", "lat", "lon", "country", "country_name", "cell": None,
-                      "probability", "source"}],   # source: exif | ocr:gazetteer | ocr:hints | ocr:script | clip
-     "scene": {"label", "probability"} | None,     # indoor / natural / urban, from CLIP
-     "text": [{"text", "confidence"}],             # what OCR read
-     "scripts": [{"script", "share"}],             # writing systems, share of letters
-     "evidence": [str, ...],                       # human-readable lines, one per clue
-     "reason": str | None}                         # why predictions are empty, else None
+Each result is a ``geocli.predict.record.LocateResult`` with ``scripts``, ``evidence`` and
+``reason``; guesses come from exif, ocr:gazetteer, ocr:hints, ocr:script or clip, and the scene
+(indoor / natural / urban) from CLIP.
 
 Probabilities sum to at most 1; the remainder (stated in ``evidence``) is "unknown". A photo
 with no evidence gets no predictions and a reason, never a made-up location.
@@ -43,6 +36,7 @@ from geocli.evidence.exif import ExifInfo, read_exif
 from geocli.evidence.fuse import photo_evidence
 from geocli.evidence.text_hints import text_evidence
 from geocli.ocr import text_records
+from geocli.predict.record import LocateResult
 from geocli.predict.zero_shot import ZeroShotCLIP
 
 OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
@@ -101,8 +95,8 @@ class DefaultGeolocator:
             return [[] for _ in images]
         return self.ocr.read_batch([_shrink(img, OCR_MAX_SIDE) for img in images])
 
-    def locate(self, images: list[Image.Image], paths: list[str], top_k: int = 5) -> list[dict]:
-        """One result dict per image (see the module docstring); ``paths`` give EXIF (may be None)."""
+    def locate(self, images: list[Image.Image], paths: list[str], top_k: int = 5) -> list[LocateResult]:
+        """One result per image (see the module docstring); ``paths`` give EXIF (may be None)."""
         if len(images) != len(paths):
             raise ValueError(f"{len(images)} images but {len(paths)} paths")
         boxes = self._read_text(images)
@@ -111,7 +105,7 @@ class DefaultGeolocator:
                 for img, path, bx, vis in zip(images, paths, boxes, visual)]
 
     def _locate_one(self, image: Image.Image, path: str | None, boxes: list, visual: dict | None,
-                    top_k: int) -> dict:
+                    top_k: int) -> LocateResult:
         exif = read_exif(path, image)
         ev = photo_evidence(exif.gps, boxes, self.trust_exif)
         if visual is not None:

@@ -1,7 +1,7 @@
 """The predict loop: decode images, run a geolocator over batches, yield one record per image.
 
-A geolocator is any object with ``locate(images, paths, top_k) -> list[dict]`` (the per-image
-``exif``, ``predictions``, ``scene``, ``text``... keys) and ``status_lines() -> list[str]``. Images
+A geolocator is any object with ``locate(images, paths, top_k) -> list[LocateResult]`` (see
+``geocli.predict.record``) and ``status_lines() -> list[str]``. Images
 that cannot be decoded become ``ok: false`` records and the run goes on; decoded images live only
 for their batch, so memory stays flat over any number of inputs.
 """
@@ -12,6 +12,7 @@ from typing import Iterable, Iterator
 
 from geocli.errors import UsageError
 from geocli.images import ImageError, open_image
+from geocli.predict.record import PredictionRecord, error_record, image_record
 
 #: Options that only a checkpoint model takes.
 CHECKPOINT_ONLY = ("tta", "cache", "cache_dir")
@@ -20,10 +21,6 @@ BUILTIN_MODELS = {
     "default": "zero-shot CLIP geolocator (countries + world cities) with EXIF and OCR evidence",
     "evidence": "EXIF GPS and OCR evidence only (place names, scripts, TLDs, phone prefixes); no visual model",
 }
-
-
-def error_record(path: str, message: str) -> dict:
-    return {"image": path, "ok": False, "error": message, "exif": None, "predictions": [], "scene": None, "text": []}
 
 
 def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -46,14 +43,14 @@ class Predictor:
     def status_lines(self) -> list[str]:
         return list(self.geolocator.status_lines())
 
-    def predict(self, paths: Iterable[str], top_k: int = 5, batch_size: int = 8, interrupt=None) -> Iterator[dict]:
+    def predict(self, paths: Iterable[str], top_k: int = 5, batch_size: int = 8, interrupt=None) -> Iterator[PredictionRecord]:
         for batch in _batches(paths, batch_size):
             yield from self._predict_batch(batch, top_k)
             if interrupt is not None and interrupt.requested:
                 return
 
-    def _predict_batch(self, batch: list[str], top_k: int) -> Iterator[dict]:
-        records: dict[int, dict] = {}
+    def _predict_batch(self, batch: list[str], top_k: int) -> Iterator[PredictionRecord]:
+        records: dict[int, PredictionRecord] = {}
         images, ok_index = [], []
         for i, path in enumerate(batch):
             try:
@@ -63,7 +60,7 @@ class Predictor:
                 records[i] = error_record(str(path), str(exc))
         results = self.geolocator.locate(images, [str(batch[i]) for i in ok_index], top_k) if images else []
         for i, result in zip(ok_index, results):
-            records[i] = {"image": str(batch[i]), "ok": True, "error": None, **result}
+            records[i] = image_record(str(batch[i]), result)
         for i in range(len(batch)):
             yield records[i]
 

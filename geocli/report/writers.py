@@ -1,7 +1,8 @@
 """Result writers for ``geocli predict``: one record per image, written as soon as it is ready.
 
 Every writer flushes after each record, so a pipe sees results at once and an interrupted run
-keeps every finished record intact (``json`` closes its array on ``close()``).
+keeps every finished record intact (``json`` closes its array on ``close()``). Each writer registers
+its ``--format`` name in ``WRITERS``; ``geocli predict --format`` offers exactly those.
 """
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ import csv
 import json
 from typing import IO
 
+from geocli.predict.record import PredictionRecord
+from geocli.registry import Registry
+
+WRITERS: Registry[type] = Registry("output format")
+
 CSV_COLUMNS = (
     "image", "ok", "error", "rank", "lat", "lon", "country", "country_name", "cell", "probability",
     "scene", "scene_probability", "exif_lat", "exif_lon", "camera", "datetime", "text",
 )
 
 
+@WRITERS.register("jsonl")
 class JsonlWriter:
     def __init__(self, stream: IO[str]):
         self.stream = stream
 
-    def write(self, record: dict) -> None:
+    def write(self, record: PredictionRecord) -> None:
         self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
         self.stream.flush()
 
@@ -27,6 +34,7 @@ class JsonlWriter:
         self.stream.flush()
 
 
+@WRITERS.register("json")
 class JsonWriter(JsonlWriter):
     """One JSON array, streamed element by element."""
 
@@ -34,7 +42,7 @@ class JsonWriter(JsonlWriter):
         super().__init__(stream)
         self.count = 0
 
-    def write(self, record: dict) -> None:
+    def write(self, record: PredictionRecord) -> None:
         prefix = "[\n" if self.count == 0 else ",\n"
         self.stream.write(prefix + json.dumps(record, ensure_ascii=False, indent=2))
         self.stream.flush()
@@ -45,7 +53,7 @@ class JsonWriter(JsonlWriter):
         self.stream.flush()
 
 
-def csv_rows(record: dict) -> list[dict]:
+def csv_rows(record: PredictionRecord) -> list[dict]:
     """One row per rank (one row with empty rank when there is no prediction)."""
     exif = record.get("exif") or {}
     gps = exif.get("gps") or {}
@@ -61,6 +69,7 @@ def csv_rows(record: dict) -> list[dict]:
     return [{**base, **{k: p.get(k, "") for k in CSV_COLUMNS if k in p}} for p in preds]
 
 
+@WRITERS.register("csv")
 class CsvWriter(JsonlWriter):
     def __init__(self, stream: IO[str]):
         super().__init__(stream)
@@ -68,11 +77,12 @@ class CsvWriter(JsonlWriter):
         self.writer.writeheader()
         stream.flush()
 
-    def write(self, record: dict) -> None:
+    def write(self, record: PredictionRecord) -> None:
         self.writer.writerows(csv_rows(record))
         self.stream.flush()
 
 
+@WRITERS.register("table")
 class TableWriter(JsonlWriter):
     """A rich table per image, for people."""
 
@@ -82,12 +92,10 @@ class TableWriter(JsonlWriter):
         super().__init__(stream)
         self.console = Console(file=stream, soft_wrap=False)
 
-    def write(self, record: dict) -> None:
+    def write(self, record: PredictionRecord) -> None:
         from geocli.report.predict_table import render_record
 
         for part in render_record(record):
             self.console.print(part)
         self.stream.flush()
 
-
-WRITERS = {"table": TableWriter, "json": JsonWriter, "jsonl": JsonlWriter, "csv": CsvWriter}

@@ -13,6 +13,7 @@ import torch
 
 from geocli.config import LabelSpaces, TrainConfig
 from geocli.datasets import Manifest, check_images, load_dataset
+from geocli.datasets.manifest import manifest_countries
 from geocli.datasets.splits import split_manifest
 from geocli.errors import UsageError
 from geocli.geo.cells import GEOESTIMATION_SPECS, GeocellHierarchy, PartitionSpec
@@ -62,14 +63,6 @@ def cell_specs(n_train: int, cells: list[list[int]] | None = None) -> list[Parti
         top = int(min(ref.max_samples, max(4, math.ceil(n_train / target))))
         specs.append(PartitionSpec(name, int(min(ref.min_samples, max(1, top // 5))), top))
     return specs
-
-
-def manifest_countries(manifest: Manifest) -> list[str]:
-    """ISO codes per sample: the manifest column where filled, else looked up at the coordinate."""
-    from geocli.geo.countries import country_codes_at
-
-    looked = country_codes_at(manifest.lat, manifest.lon) if any(c is None for c in manifest.country) else None
-    return [(c or (looked[i] if looked else None) or "").upper() or None for i, c in enumerate(manifest.country)]
 
 
 def trainable_heads(heads: list[str], train: Manifest, log: Callable[[str], None]) -> list[str]:

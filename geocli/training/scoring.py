@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from geocli.training import data as D
+from geocli.datasets.manifest import manifest_countries
 from geocli.training import retrieval as R
 from geocli.training import setup as S
 from geocli.training.distributed import World, gather_lists
@@ -24,7 +24,7 @@ def score(view, loader, manifest, weights: dict, device, amp: bool, references=N
     rows = sorted(gather_lists(rows, world), key=lambda r: r[0])
     loss = sum(gather_lists(losses, world))
     result = {"loss": loss / len(manifest), **_distances(manifest, [r[1] for r in rows])}
-    truth = D.manifest_countries(manifest)
+    truth = manifest_countries(manifest)
     known = [(t, r[2]) for t, r in zip(truth, rows) if t]
     result["country_accuracy"] = float(np.mean([t == p for t, p in known])) if known else None
     if references is not None:
@@ -34,6 +34,7 @@ def score(view, loader, manifest, weights: dict, device, amp: bool, references=N
 
 def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[list, list]:
     """(index, top guess, top country, descriptor or None) per photo, and each batch's summed loss."""
+    from geocli.evaluate.scores import top_country
     from geocli.heads.locations import to_records
 
     view.eval()
@@ -46,7 +47,7 @@ def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[
         desc = out["heads"][R.RETRIEVAL_HEAD]["descriptor"].float().cpu() if descriptors else None
         for j, (i, rec) in enumerate(zip(batch["index"].tolist(), to_records(view, out, top_k=1))):
             top = rec["predictions"][0] if rec["predictions"] else {"lat": np.nan, "lon": np.nan}
-            rows.append((i, (top["lat"], top["lon"]), _top_country(rec), None if desc is None else desc[j]))
+            rows.append((i, (top["lat"], top["lon"]), top_country(rec), None if desc is None else desc[j]))
     view.train()
     return rows, losses
 
@@ -59,12 +60,6 @@ def _distances(manifest, guesses: list) -> dict:
     if np.isnan(g).all():
         return {}
     return distance_summary(haversine_km(manifest.lat, manifest.lon, g[:, 0], g[:, 1]))
-
-
-def _top_country(record: dict) -> str | None:
-    if record.get("country_head"):
-        return record["country_head"][0]["country"]
-    return record["predictions"][0]["country"] if record.get("predictions") else None
 
 
 def best_score(row: dict) -> float | None:
