@@ -1,12 +1,5 @@
-"""Head outputs -> the plain records ``geocli predict`` prints as JSON.
-
-Per sample::
-
-    {"predictions": [{"rank": 1, "lat": f, "lon": f, "country": "HR", "country_name": "Croatia",
-                      "cell": str | None, "probability": f | None, "source": "geocell"}, ...],
-     "country_head": [{"rank": 1, "country": "HR", "country_name": "Croatia", "probability": f}, ...],
-     "scene": {"label": "urban", "probability": f} | None,
-     "country_agreement": {"location_country": "HR", "country_head": "SI", "agree": False} | None}
+"""Head outputs -> the model's part of a prediction record (``geocli.predict.record``): ranked
+``predictions``, the ``country_head`` ranking, the ``scene`` and the ``country_agreement``.
 
 Locations come from one head (``PredictConfig.location_head``, else the first present of
 ``LOCATION_HEADS``); each location's country is looked up at its coordinate. The country head's own
