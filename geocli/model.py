@@ -228,18 +228,20 @@ class GeoModel(nn.Module):
 
 
 def run_side_by_side(jobs: list, device: torch.device) -> list:
-    """Each job's result, in order. On CUDA with several jobs, each runs on a stream of its own
-    (after the inputs made on the current stream are ready) and the current stream waits for all
-    of them before fusion reads the results."""
+    """Each job's result, in order. On CUDA with several jobs, each runs on a stream of its own,
+    all forked from the current stream at the same point (so they overlap), and the current stream
+    joins them all once, after the last is queued, before fusion reads the results."""
     if device.type != "cuda" or len(jobs) < 2:
         return [job() for job in jobs]
     current = torch.cuda.current_stream(device)
-    results = []
-    for job in jobs:
-        stream = torch.cuda.Stream(device)
+    streams = [torch.cuda.Stream(device) for _ in jobs]
+    for stream in streams:  # every branch starts once the inputs on the current stream are ready
         stream.wait_stream(current)
+    results = []
+    for job, stream in zip(jobs, streams):
         with torch.cuda.stream(stream):
             results.append(job())
+    for stream in streams:
         current.wait_stream(stream)
     for emb, tokens in results:  # memory made on a side stream is now also used on the current one
         for t in [*emb.values(), tokens]:
