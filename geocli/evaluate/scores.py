@@ -4,20 +4,33 @@ from __future__ import annotations
 import numpy as np
 
 from geocli.datasets.manifest import Manifest, manifest_countries
-from geocli.geo.countries import country, country_code_at
+from geocli.geo.countries import country, country_code_at, country_codes_at
 from geocli.geo.distance import haversine_km
 from geocli.metrics import DEFAULT_THRESHOLDS_KM, distance_summary, per_group_metrics, topk_accuracy
 from geocli.evaluate.predictions_file import PredictedImage, from_record, match_to_dataset
 
 
-def ranked_countries(pred: PredictedImage) -> list[str]:
+def fill_guess_countries(predictions: list[PredictedImage]) -> None:
+    """Give every guess without a stated country the country at its coordinate, all in one
+    vectorised lookup (``ranked_countries(..., look_up=False)`` then needs none of its own)."""
+    where = [(p, r) for p in predictions for r, g in enumerate(p.guesses) if g[2] is None]
+    if not where:
+        return
+    codes = country_codes_at([p.guesses[r][0] for p, r in where], [p.guesses[r][1] for p, r in where])
+    for (p, r), code in zip(where, codes):
+        lat, lon, _ = p.guesses[r]
+        p.guesses[r] = (lat, lon, code)
+
+
+def ranked_countries(pred: PredictedImage, look_up: bool = True) -> list[str]:
     """Distinct countries in rank order: the model's country head where it has one, else the stated
-    country of each guess, else the country at each guessed coordinate."""
+    country of each guess, else the country at each guessed coordinate (unless ``look_up`` is off:
+    ``fill_guess_countries`` did it for many records at once)."""
     if pred.countries:
         return list(dict.fromkeys(pred.countries))
     out: list[str] = []
     for lat, lon, code in pred.guesses:
-        code = code or country_code_at(lat, lon)
+        code = code or (country_code_at(lat, lon) if look_up else None)
         if code and code not in out:
             out.append(code)
     return out
@@ -48,7 +61,8 @@ def evaluate_predictions(
     pred_lon = np.array([g.guesses[0][1] for g in guesses], np.float64)
     distances = haversine_km(manifest.lat[rows], manifest.lon[rows], pred_lat, pred_lon)
     truth = manifest_countries(manifest.subset(rows))
-    rankings = [ranked_countries(g) for g in guesses]
+    fill_guess_countries(guesses)
+    rankings = [ranked_countries(g, look_up=False) for g in guesses]
     result = {"dataset": dataset_name or manifest.source, "n_dataset": len(manifest)}
     result.update(distance_summary(distances, thresholds_km))
     result.update(_country_scores(truth, rankings))
