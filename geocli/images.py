@@ -103,8 +103,8 @@ def _orient(img: Image.Image) -> Image.Image:
         return img
 
 
-def _decode(path: Path) -> Image.Image:
-    with Image.open(path) as img:
+def _decode(path: Path, source=None) -> Image.Image:
+    with Image.open(path if source is None else source) as img:
         if img.width * img.height > MAX_PIXELS:
             raise _error(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS})", path)
         img.seek(0)
@@ -121,11 +121,26 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     _check_file(path)
     if path.suffix.lower() in (".heic", ".heif", ".avif"):
         register_heif()
+    return _guarded_decode(path, None)
+
+
+def open_image_bytes(data: bytes, name: str) -> Image.Image:
+    """``open_image`` for the bytes of an image held elsewhere (a tar shard, a msgpack record);
+    ``name`` is what error messages call it."""
+    import io
+
+    if not data:
+        raise _error("empty image (0 bytes)", Path(name))
+    register_heif()
+    return _guarded_decode(Path(name), io.BytesIO(data))
+
+
+def _guarded_decode(path: Path, source) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": _orient copes
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(path)
+            return _decode(path, source)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):

@@ -22,6 +22,7 @@ COMMANDS = {
     "predict": ("geocli.cli.predict", "predict", "Guess where photos were taken (table, JSON, JSONL, CSV, map)."),
     "train": ("geocli.cli.train", "train", "Train a geolocation model from a manifest or benchmark."),
     "eval": ("geocli.cli.eval", "eval_command", "Score predictions or a model on a benchmark or manifest."),
+    "shards": ("geocli.cli.shards", "shards", "Write a dataset as webdataset tar shards (manifest, benchmark, MP-16 msgpack)."),
     "models": ("geocli.cli.models", "models", "List models and recipes, and whether their weights are here."),
 }
 

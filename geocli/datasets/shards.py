@@ -1,0 +1,147 @@
+"""Webdataset tar shards: the folder ``geocli shards`` writes (and its marker), naming shard sets
+(a folder or a brace pattern such as ``'shards/{000000..000099}.tar'``), and reading them.
+
+A shard set is read as a stream: shards are dealt to ranks and data-loader workers (shard ``i`` of
+an epoch's order goes to rank ``i % W``, then worker ``(i // W) % K``), samples pass through a
+shuffle buffer, and the validation split is a hash of each sample's group (its ``location_id``)
+or key, so it is the same on every rank and every run. Nothing but the shard names and the buffer
+is held in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from geocli.errors import DatasetNotFoundError, GeocliError
+
+SHARD_FORMAT = "{:06d}.tar"
+MARKER = ".geocli-shards.json"
+
+
+class ShardFolder:
+    """A folder ``geocli shards`` owns: its marker records the settings and every finished shard."""
+
+    def __init__(self, path: Path, state: dict):
+        self.path, self.state = path, state
+
+    @classmethod
+    def claim(cls, path: Path, settings: dict) -> "ShardFolder":
+        """Open ``path`` for writing: new or empty, or marked as geocli's with the same settings."""
+        from geocli.datasets.shard_writer import check_settings_match
+
+        path = Path(path)
+        marker = path / MARKER
+        if marker.is_file():
+            state = json.loads(marker.read_text(encoding="utf-8"))
+            check_settings_match(state.get("settings", {}), settings, path)
+        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise GeocliError(f"{path} exists and is not a shard folder geocli wrote (no {MARKER}); "
+                              "give a new or empty --out folder")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            state = {"geocli": "shards", "settings": settings, "shards": {}}
+        for leftover in path.glob(".*.tar.partial"):  # a killed run's unfinished shard
+            leftover.unlink()
+        folder = cls(path, state)
+        folder._save()
+        return folder
+
+    def finished(self) -> dict[str, dict]:
+        """Shard name -> its counts, for shards recorded as complete and still on disk."""
+        return {n: c for n, c in self.state["shards"].items() if (self.path / n).is_file()}
+
+    def record(self, name: str, counts: dict) -> None:
+        self.state["shards"][name] = counts
+        self.state.pop("total", None)
+        self._save()
+
+    def record_complete(self, totals: dict) -> None:
+        self.state["total"] = totals
+        self._save()
+
+    def _save(self) -> None:
+        tmp = self.path / f"{MARKER}.tmp"
+        tmp.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path / MARKER)
+
+
+def is_shard_spec(spec: str) -> bool:
+    """Whether ``spec`` names shards: a ``.tar`` file or pattern, or a folder holding ``.tar`` files."""
+    if "{" in spec and spec.endswith(".tar") or spec.endswith(".tar"):
+        return True
+    path = Path(spec)
+    return path.is_dir() and next(path.glob("*.tar"), None) is not None
+
+
+def shard_paths(spec: str) -> list[str]:
+    """The shard files ``spec`` names, in order; each must exist."""
+    import braceexpand
+
+    path = Path(spec)
+    paths = sorted(str(p) for p in path.glob("*.tar")) if path.is_dir() else list(braceexpand.braceexpand(spec))
+    if not paths:
+        raise DatasetNotFoundError(f"{spec}: no .tar shards found")
+    missing = [p for p in paths if not Path(p).is_file()]
+    if missing:
+        raise DatasetNotFoundError(f"{spec}: {len(missing)} of {len(paths)} shards are missing (first: {missing[0]})")
+    return paths
+
+
+def is_validation(name: str, fraction: float) -> bool:
+    """The deterministic split: a hash of ``name`` (a group id or sample key) below ``fraction``."""
+    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64 < fraction
+
+
+def shards_for(paths: list[str], epoch: int, seed: int, rank: int, world: int, worker: int,
+               workers: int, shuffle: bool = True) -> list[str]:
+    """The shards rank ``rank``'s worker ``worker`` reads in ``epoch``: every shard goes to exactly one
+    (rank, worker), from an order drawn from (seed, epoch) identically everywhere."""
+    order = np.random.default_rng([seed, epoch]).permutation(len(paths)) if shuffle else np.arange(len(paths))
+    mine = order[rank::world][worker::workers]
+    return [paths[i] for i in mine]
+
+
+def raw_samples(paths: list[str], parts: tuple[str, ...] | None = None) -> Iterator[dict]:
+    """Samples of the shards in order as ``{"__key__", "__url__", ext: bytes}`` (only ``parts``
+    when given, e.g. ``("json",)`` to read metadata without keeping image bytes)."""
+    from webdataset.tariterators import tarfile_samples
+
+    select = None if parts is None else (lambda fname: fname.split(".", 1)[-1] in parts)
+    for path in paths:  # one shard at a time: a broken shard names itself
+        try:
+            yield from tarfile_samples([{"url": path}], select_files=select)
+        except (OSError, ValueError) as exc:
+            raise GeocliError(f"{path}: not a readable tar shard ({' '.join(str(exc).split())})") from None
+
+
+def sample_meta(raw: dict) -> dict:
+    """The ``KEY.json`` of a raw sample as geocli's sample fields (``group`` from location_id/sequence)."""
+    try:
+        meta = json.loads(raw.get("json", b"{}"))
+        lat, lon = float(meta["lat"]), float(meta["lon"])
+    except (ValueError, KeyError, TypeError):
+        raise GeocliError(f"{raw.get('__url__')}: sample {raw.get('__key__')}: KEY.json lacks numeric lat/lon") from None
+    group = next((meta[k] for k in ("location_id", "sequence", "group") if meta.get(k) not in (None, "")), None)
+    return {"key": raw["__key__"], "image": str(meta.get("image") or raw["__key__"]), "lat": lat, "lon": lon,
+            "country": (meta.get("country") or None), "scene": meta.get("scene") or None,
+            "group": None if group is None else str(group)}
+
+
+def shuffled(samples, buffer: int, rng: np.random.Generator):
+    """A shuffle buffer of ``buffer`` samples: memory stays at the buffer, order is seeded."""
+    pool: list = []
+    for sample in samples:
+        if len(pool) < buffer:
+            pool.append(sample)
+            continue
+        i = int(rng.integers(len(pool)))
+        pool[i], sample = sample, pool[i]
+        yield sample
+    rng.shuffle(pool)
+    yield from pool
