@@ -37,6 +37,11 @@ def content_hash(path: str | os.PathLike) -> str:
     return _HASH_MEMO[key]
 
 
+def bytes_hash(data: bytes) -> str:
+    """``content_hash`` of an image held in memory (a shard's ``KEY.jpg``): the same key as its file."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def branch_key(kind: str, options: dict, preprocess: dict, module: torch.nn.Module | None = None) -> str:
     """Cache-folder name for a branch: what it is, how it was built, how it sees pixels.
 
