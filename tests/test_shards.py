@@ -158,3 +158,17 @@ def test_validation_split_is_a_stable_hash_and_the_buffer_shuffles_everything():
     assert 150 < len(val) < 250 and val == [n for n in names if is_validation(n, 0.1)]
     out = list(shuffled(range(1000), 64, np.random.default_rng(0)))
     assert sorted(out) == list(range(1000)) and out != list(range(1000))
+
+
+def test_eval_and_predict_read_the_shards_a_manifest_was_written_to(photos, tmp_path):
+    out = tmp_path / "shards"
+    run("shards", str(photos / "manifest.csv"), "--out", str(out), "--shard-size", "4")
+    preds = tmp_path / "p.csv"
+    preds.write_text("image,lat,lon\nsub/p0.jpg,45.0,16.0\nsub/p1.jpg,48.85,2.35\nbig.png,-33.9,18.4\n")
+    r = run("eval", f"{out}/{{000000..000001}}.tar", "--predictions", str(preds), "--format", "json")
+    result = json.loads(r.stdout)
+    assert result["n_dataset"] == 6 and result["n"] == 3 and result["accuracy"]["1"] == pytest.approx(2 / 3)
+    r = run("predict", str(out), "--model", "evidence", "--no-ocr", "--format", "jsonl")
+    records = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [rec["image"] for rec in records] == ["sub/p0.jpg", "sub/p1.jpg", "sub/p2.jpg", "sub/p3.jpg", "sub/p4.jpg", "big.png"]
+    assert all(rec["ok"] for rec in records)

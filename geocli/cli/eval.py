@@ -58,11 +58,14 @@ def _run_model(model, manifest, skip_missing, batch_size, options: dict):
     from geocli.evaluate.predictions_file import from_record
     from geocli.report.console import log
 
-    present = check_images(manifest, skip_missing=skip_missing, log=log)
+    from geocli.datasets.shards import is_shard_spec, shard_images
+
+    shards = is_shard_spec(manifest.source)
+    images = shard_images(manifest.source) if shards else check_images(manifest, skip_missing=skip_missing, log=log).images
     geolocator = load_model(model, **{k: v for k, v in options.items() if v is not None})
     for line in geolocator.status_lines():
         log(line)
-    records = list(geolocator.predict(present.images, top_k=10, batch_size=batch_size))
+    records = list(geolocator.predict(images, top_k=10, batch_size=batch_size))
     failed = [r for r in records if not r["ok"]]
     if failed:
         log(f"{len(failed)} image(s) could not be read and count as missing, e.g. {failed[0]['error']}")

@@ -53,8 +53,12 @@ def _walk_folder(folder: Path, recursive: bool, log: Log) -> Iterator[str]:
 
 
 def _expand_one(arg: str, recursive: bool, log: Log) -> Iterator[str]:
+    from geocli.datasets.shards import is_shard_spec, shard_images
+
     path = Path(arg)
-    if os.path.isdir(path):
+    if is_shard_spec(arg):  # webdataset shards: their photos, named as when they were written
+        yield from shard_images(arg)
+    elif os.path.isdir(path):
         found = list(_walk_folder(path, recursive, log))
         if not found:
             hint = "" if recursive else " (use --recursive for subfolders)"
@@ -77,6 +81,9 @@ def expand_inputs(args: Iterable[str], recursive: bool = False, log: Log = print
         sources = _stdin_paths(stdin or sys.stdin) if arg == "-" else [arg]
         for source in sources:
             for path in _expand_one(source, recursive, log):
+                if not isinstance(path, str):  # a photo inside a shard: keys are unique there
+                    yield path
+                    continue
                 key = os.path.normpath(os.path.abspath(path))
                 if key in seen:
                     log(f"skipped duplicate path {path}")
@@ -89,7 +96,7 @@ def require_inputs(args: tuple[str, ...]) -> None:
     """Refuse an empty command line, or a named path that does not exist (globs may match nothing)."""
     if not args:
         raise UsageError("no inputs: give image files, folders, globs, or - to read paths from stdin")
-    missing = [a for a in args if a != "-" and not os.path.lexists(a) and not glob.has_magic(a)]
+    missing = [a for a in args if a != "-" and not os.path.lexists(a) and not glob.has_magic(a) and "{" not in a]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise UsageError(f"no such file or folder: {missing[0]}{more}")

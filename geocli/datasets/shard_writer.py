@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -79,11 +80,11 @@ def write_shard(folder: Path, index: int, items: list[tuple[int, SourceItem]], m
 
     from geocli.images import ImageError
 
-    counts = ShardCounts()
+    counts = ShardCounts()  # a whole-second mtime: a fractional one costs every member a PAX header
     final = folder / SHARD_FORMAT.format(index)
     partial = folder / f".{final.name}.partial"
     try:
-        with partial.open("wb") as stream, wds.TarWriter(stream, encoder=False) as tar:
+        with partial.open("wb") as stream, wds.TarWriter(stream, encoder=False, mtime=int(time.time())) as tar:
             for position, item in items:
                 try:
                     sample = encode_sample(item, max_side)

@@ -72,10 +72,12 @@ class ShardFolder:
 
 def is_shard_spec(spec: str) -> bool:
     """Whether ``spec`` names shards: a ``.tar`` file or pattern, or a folder holding ``.tar`` files."""
-    if "{" in spec and spec.endswith(".tar") or spec.endswith(".tar"):
+    if spec.endswith(".tar"):
         return True
-    path = Path(spec)
-    return path.is_dir() and next(path.glob("*.tar"), None) is not None
+    try:
+        return os.path.isdir(spec) and any(e.name.endswith(".tar") and e.is_file() for e in os.scandir(spec))
+    except OSError:  # unreadable or impossible names are not shards; the caller reports them
+        return False
 
 
 def shard_paths(spec: str) -> list[str]:
@@ -118,6 +120,41 @@ def raw_samples(paths: list[str], parts: tuple[str, ...] | None = None) -> Itera
             yield from tarfile_samples([{"url": path}], select_files=select)
         except (OSError, ValueError) as exc:
             raise GeocliError(f"{path}: not a readable tar shard ({' '.join(str(exc).split())})") from None
+
+
+class ShardImage:
+    """A photo held in a shard, where predict takes a path: ``str()`` is its original name."""
+
+    def __init__(self, name: str, data: bytes):
+        self.name, self.data = name, data
+
+    def __str__(self) -> str:
+        return self.name
+
+    def open(self):
+        from geocli.images import open_image_bytes
+
+        return open_image_bytes(self.data, self.name)
+
+
+def shard_images(spec: str) -> Iterator[ShardImage]:
+    """Every photo of a shard set, in order, streamed (one sample in memory at a time)."""
+    for raw in raw_samples(shard_paths(spec), ("json", "jpg")):
+        yield ShardImage(sample_meta(raw)["image"], raw.get("jpg", b""))
+
+
+def shard_manifest(spec: str):
+    """A shard set's labels as a ``Manifest`` (images are the original names): what eval scores
+    against. Reads only the ``KEY.json`` members."""
+    from geocli.datasets.manifest import Manifest
+
+    metas = [sample_meta(raw) for raw in raw_samples(shard_paths(spec), ("json",))]
+    if not metas:
+        raise DatasetNotFoundError(f"{spec}: the shards hold no samples")
+    column = lambda k: [m[k] for m in metas]  # noqa: E731
+    return Manifest(spec, column("image"), np.array(column("lat")), np.array(column("lon")),
+                    country=[(c or "").upper() or None for c in column("country")], scene=column("scene"),
+                    group=column("group"), rows=list(range(1, len(metas) + 1)))
 
 
 def sample_meta(raw: dict) -> dict:

@@ -35,7 +35,7 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 class Predictor:
-    """Runs a geolocator over paths, in order, batch by batch."""
+    """Runs a geolocator over paths (or photos held in shards: ``ShardImage``), in order, batch by batch."""
 
     def __init__(self, geolocator):
         self.geolocator = geolocator
@@ -54,11 +54,12 @@ class Predictor:
         images, ok_index = [], []
         for i, path in enumerate(batch):
             try:
-                images.append(open_image(path))
+                images.append(path.open() if hasattr(path, "open") else open_image(path))  # a ShardImage
                 ok_index.append(i)
             except ImageError as exc:
                 records[i] = error_record(str(path), str(exc))
-        results = self.geolocator.locate(images, [str(batch[i]) for i in ok_index], top_k) if images else []
+        paths = [None if hasattr(batch[i], "open") else str(batch[i]) for i in ok_index]  # no file behind a shard photo
+        results = self.geolocator.locate(images, paths, top_k) if images else []
         for i, result in zip(ok_index, results):
             records[i] = image_record(str(batch[i]), result)
         for i in range(len(batch)):
