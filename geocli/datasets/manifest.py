@@ -114,16 +114,17 @@ def _parse_float(value: str, column: str, line: int, source: str, decimal_comma:
     return v
 
 
-def _resolve_image(value: str, root: Path, line: int, source: str) -> str:
+def _resolve_image(value: str, root: str, line: int, source: str) -> str:
+    """The row's image path: absolute as given, else under ``root`` (string functions: a manifest
+    may have millions of rows)."""
     value = value.strip()
     if not value:
         raise ManifestError(f"{source}: line {line}: empty image path")
-    p = Path(value)
-    if p.is_absolute():
-        return str(p)
-    if os.path.normpath(p).split(os.sep)[0] == os.pardir:
+    if os.path.isabs(value):
+        return str(Path(value))
+    if os.path.normpath(value).split(os.sep)[0] == os.pardir:
         raise ManifestError(f"{source}: line {line}: image path {value!r} points outside the root {root}")
-    return os.path.normpath(root / p)
+    return os.path.normpath(os.path.join(root, value))
 
 
 def _optional(row: list[str], cols: dict[str, int], name: str) -> str | None:
@@ -155,7 +156,8 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     lon = np.array([_parse_float(_cell(r, cols["lon"]), "lon", n, source, comma) for n, r in rows])
     line_numbers = [n for n, _ in rows]
     _check_ranges(lat, lon, line_numbers, header, cols, source)
-    images = [_resolve_image(_cell(r, cols["image"]), root, n, source) for n, r in rows]
+    root_text = str(root)
+    images = [_resolve_image(_cell(r, cols["image"]), root_text, n, source) for n, r in rows]
     _check_duplicates(images, line_numbers, source)
     return Manifest(
         source, images, lat, lon,

@@ -72,7 +72,9 @@ def mean_coordinate(lat, lon, weights=None) -> tuple[float, float]:
     return float(np.rad2deg(np.arcsin(np.clip(m[2], -1, 1)))), float(np.rad2deg(np.arctan2(m[1], m[0])))
 
 
-def validate_coordinates(lat, lon) -> np.ndarray:
-    """Boolean mask of finite coordinates with |lat| <= 90 and |lon| <= 180."""
+def validate_coordinates(lat, lon) -> np.ndarray | bool:
+    """Boolean mask of finite coordinates with |lat| <= 90 and |lon| <= 180 (a bool for one point)."""
+    if isinstance(lat, (float, int)) and isinstance(lon, (float, int)):  # one point: no array round trip
+        return abs(lat) <= 90 and abs(lon) <= 180  # NaN compares false, infinities are out of range
     lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
     return np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)

@@ -39,6 +39,12 @@ def choose_split(manifest: Manifest, requested: str | None, log: Callable[[str],
 
 def load_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Manifest, Manifest, str]:
     """(train, val, how): from ``--val`` when given, else a split of ``--data``."""
+    from geocli.datasets.shards import is_shard_spec
+
+    for spec in (cfg.data, cfg.val):
+        if spec and is_shard_spec(spec):
+            raise UsageError(f"{spec}: geocli train reads a manifest or benchmark; it does not stream shards "
+                             "yet (eval and predict do). Train from the manifest the shards were written from")
     data = check_images(load_dataset(cfg.data, root=cfg.root, metadata=cfg.metadata), cfg.skip_missing, log)
     if cfg.val:
         val = check_images(load_dataset(cfg.val, root=cfg.root), cfg.skip_missing, log)
