@@ -132,7 +132,7 @@ def test_named_text_file_and_stdin_paths_become_records(corpus_run):
     (["{folder}/plain.jpg", "{folder}/nope1.jpg", "{folder}/nope2.jpg"], r"nope1.jpg \(and 1 more\)"),
     (["{empty}"], "no images to process"),
     (["{folder}/*.nothing"], "no images to process"),
-    (["{folder}/plain.jpg", "-o", "{folder}/no/such/dir/out.jsonl"], "cannot write .*out.jsonl: No such file"),
+    (["{folder}/plain.jpg", "-o", "{folder}/no/such/dir/out.jsonl"], "-o .*out.jsonl: the folder .*dir does not exist"),
     (["{folder}/plain.jpg", "-o", "{folder}/plain.jpg"], "plain.jpg is an existing image"),
     (["{empty}", "-o", "{empty}/out.jsonl"], "no images to process"),
     ([], "no inputs"),

@@ -1,11 +1,10 @@
 """``geocli eval``: score a predictions file or a model on a benchmark or manifest."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from geocli.cli.options import add_options, checkpoint_model_options, dataset_options, format_option, thresholds_option
+from geocli.report.json_out import strict_json
 
 
 @click.command("eval")
@@ -74,7 +73,7 @@ def _run_model(model, manifest, skip_missing, batch_size, options: dict):
 
 def _emit(result: dict, fmt: str) -> None:
     if fmt == "json":
-        click.echo(json.dumps(result, indent=2))
+        click.echo(strict_json(result, indent=2))
         return
     from geocli.report.console import stdout_console
     from geocli.report.eval_table import eval_tables

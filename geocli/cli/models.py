@@ -7,6 +7,7 @@ from importlib import resources
 import click
 
 from geocli.cli.options import format_option
+from geocli.report.json_out import strict_json
 
 BACKBONES = (
     ("tf_efficientnet_lite0.in1k", "ImageNet EfficientNet-Lite0 (weights ship in a pip package)"),
@@ -81,7 +82,7 @@ def models(fmt):
     backbone's weights are available on this machine (nothing is downloaded)."""
     data = _rows()
     if fmt == "json":
-        click.echo(json.dumps(data, indent=2))
+        click.echo(strict_json(data, indent=2))
         return
     from rich.table import Table
 

@@ -55,6 +55,8 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     from geocli.report.console import log
 
     require_inputs(inputs)
+    if output:
+        _check_output(output, inputs, map_path)
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
                              clip_pretrained=clip_pretrained, clip_weights=clip_weights,
                              ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir)
@@ -80,46 +82,53 @@ def _model_options(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _open_output(path: str):
-    """The results file; an existing image there is refused rather than overwritten."""
-    from pathlib import Path
-
-    from geocli.errors import UsageError
-    from geocli.images import is_image_path
-
-    if is_image_path(path) and Path(path).exists():
-        raise UsageError(f"-o {path} is an existing image: results would overwrite it; name another file")
+def _close(writer, failing: bool) -> None:
+    """Close the writer (a JSON array gets its ']'); a second write error while failing is moot."""
     try:
-        return open(path, "w", encoding="utf-8", newline="")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        writer.close()
+    except OSError:
+        if not failing:
+            raise
+
+
+def _check_output(output: str, inputs, map_path) -> None:
+    """Before any work: an ``-o`` that is an input (or the map) would destroy it."""
+    from geocli.errors import UsageError
+    from geocli.report.output_file import check_output
+
+    if map_path and os.path.abspath(map_path) == os.path.abspath(output):
+        raise UsageError(f"-o and --map name the same file {output}; name two files")
+    check_output(output, inputs=[i for i in inputs if i != "-"], reads_stdin="-" in inputs)
 
 
 def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):
-    """Write each record as it comes; return the failure count and (for the map) the records."""
+    """Write each record as it comes; return the failure count and (for the map) the records.
+
+    With ``-o`` the records go through ``SafeOutput``: an existing file is replaced only at the end
+    (or on Ctrl-C, keeping what finished), never when the run fails or finds no images."""
+    from contextlib import nullcontext
+
+    from geocli.errors import UsageError
     from geocli.report.console import log
+    from geocli.report.output_file import SafeOutput
 
-    created = bool(output) and not os.path.exists(output)
-    stream = _open_output(output) if output else sys.stdout
-    writer = WRITERS.get(fmt)(stream)
-    failed, n, kept = 0, 0, []
-    try:
-        for record in predictor.predict(paths, top_k=top_k, batch_size=batch_size, interrupt=interrupt):
-            writer.write(record)
-            n += 1
-            failed += not record["ok"]
-            if keep:
-                kept.append({k: record[k] for k in ("image", "ok", "predictions")})
-    finally:
-        writer.close()
-        if output:
-            stream.close()
-    if n == 0 and not interrupt.requested:
-        from geocli.errors import UsageError
-
-        if created:  # nothing was written: leave no empty results file behind
-            os.remove(output)
-        raise UsageError("no images to process in the given inputs")
+    target = SafeOutput(output) if output else nullcontext()
+    with target as sink:
+        stream = sink.stream if output else sys.stdout
+        paths = sink.guard(paths) if output else paths
+        writer = WRITERS.get(fmt)(stream)
+        failed, n, kept = 0, 0, []
+        try:
+            for record in predictor.predict(paths, top_k=top_k, batch_size=batch_size, interrupt=interrupt):
+                writer.write(record)
+                n += 1
+                failed += not record["ok"]
+                if keep:
+                    kept.append({k: record[k] for k in ("image", "ok", "predictions")})
+        finally:
+            _close(writer, failing=sys.exc_info()[0] is not None)
+        if n == 0 and not interrupt.requested:
+            raise UsageError("no images to process in the given inputs")
     if failed:
         log(f"{failed} of {n} images failed; see their error records")
     return failed, kept

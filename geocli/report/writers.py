@@ -2,16 +2,17 @@
 
 Every writer flushes after each record, so a pipe sees results at once and an interrupted run
 keeps every finished record intact (``json`` closes its array on ``close()``). Each writer registers
-its ``--format`` name in ``WRITERS``; ``geocli predict --format`` offers exactly those.
+its ``--format`` name in ``WRITERS``; ``geocli predict --format`` offers exactly those. JSON is
+strict: a non-finite number is written as null, never as ``NaN``/``Infinity`` (csv: an empty cell).
 """
 from __future__ import annotations
 
 import csv
-import json
 from typing import IO
 
 from geocli.predict.record import PredictionRecord
 from geocli.registry import Registry
+from geocli.report.json_out import finite_or_none, strict_json
 
 WRITERS: Registry[type] = Registry("output format")
 
@@ -27,7 +28,7 @@ class JsonlWriter:
         self.stream = stream
 
     def write(self, record: PredictionRecord) -> None:
-        self.stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.stream.write(strict_json(record, ensure_ascii=False) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -44,7 +45,7 @@ class JsonWriter(JsonlWriter):
 
     def write(self, record: PredictionRecord) -> None:
         prefix = "[\n" if self.count == 0 else ",\n"
-        self.stream.write(prefix + json.dumps(record, ensure_ascii=False, indent=2))
+        self.stream.write(prefix + strict_json(record, ensure_ascii=False, indent=2))
         self.stream.flush()
         self.count += 1
 
@@ -78,7 +79,7 @@ class CsvWriter(JsonlWriter):
         stream.flush()
 
     def write(self, record: PredictionRecord) -> None:
-        self.writer.writerows(csv_rows(record))
+        self.writer.writerows(csv_rows(finite_or_none(record)))
         self.stream.flush()
 
 

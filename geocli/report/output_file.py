@@ -1,0 +1,169 @@
+"""Results files that never destroy what was there: ``-o FILE`` of every command.
+
+An existing file is replaced only once there is something to put in its place: records go to a
+hidden temporary file beside it (``.NAME.geocli-XXXXXXXX.partial``), which takes the name in one
+atomic ``os.replace`` when the run ends, or when it is interrupted (the finished records are
+kept). A run that fails (an error, a full disk) or has nothing to write removes the temporary file
+and leaves the old one exactly as it was. Devices and pipes (``/dev/null``, ``/dev/stdout``, a
+FIFO) are written in place: they cannot be replaced, only written to.
+
+``check_output`` refuses, before any work, an ``-o`` that is one of the run's inputs: a file named
+on the command line, the file stdin is read from, or an existing image.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+import stat
+import sys
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+from geocli.errors import GeocliError, UsageError
+
+
+#: Errors that mean the results could not be stored (not a bug in the run): one line, old file kept.
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(device, inode) of what ``path`` names, following links; None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _stdin_identity() -> tuple[int, int] | None:
+    try:
+        st = os.fstat(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+def check_output(path: str, inputs: Iterable[str] = (), reads_stdin: bool = False) -> None:
+    """Refuse an ``-o`` that names a folder, an existing image, one of ``inputs`` or stdin's file."""
+    from geocli.images import is_image_path
+
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"-o {path} is a folder; name a file for the results")
+    here = _identity(target)
+    if here is None:
+        if not target.parent.is_dir():
+            raise UsageError(f"-o {path}: the folder {target.parent} does not exist")
+        return
+    if not _is_regular(target):
+        return  # a device or pipe: written in place, nothing to destroy
+    if reads_stdin and _stdin_identity() == here:
+        raise UsageError(f"-o {path} is the file stdin reads the image list from; name another file")
+    if any(_identity(i) == here for i in inputs):
+        raise UsageError(f"-o {path} is one of the inputs; results would replace it; name another file")
+    if is_image_path(path):
+        raise UsageError(f"-o {path} is an existing image: results would overwrite it; name another file")
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+class SafeOutput:
+    """A results file written through a temporary twin and swapped in at the end.
+
+    Use as a context manager: the stream is ``self.stream``; leaving the block normally (or by
+    ``KeyboardInterrupt``) puts the results in place, any other exception discards them. Call
+    ``discard()`` first to leave the old file untouched even on a normal exit.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(os.path.realpath(path))  # a link: the file it names is what the user means
+        self.shown = str(path)
+        self.identity = _identity(self.path)
+        self.in_place = self.identity is not None and not _is_regular(self.path)
+        self.temp: Path | None = None
+        self.stream: IO[str] | None = None
+        self._keep = True
+
+    def __enter__(self) -> "SafeOutput":
+        try:
+            self.stream = self._open()
+        except OSError as exc:
+            raise UsageError(f"cannot write {self.shown}: {exc.strerror or exc}") from None
+        return self
+
+    def _open(self) -> IO[str]:
+        if self.in_place:
+            return open(self.path, "w", encoding="utf-8", newline="")
+        for _ in range(20):
+            temp = self.path.with_name(f".{self.path.name}.geocli-{secrets.token_hex(4)}.partial")
+            try:
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+            except FileExistsError:
+                continue
+            self.temp = temp
+            return os.fdopen(fd, "w", encoding="utf-8", newline="")
+        raise FileExistsError(f"no free temporary name beside {self.path}")
+
+    def discard(self) -> None:
+        """Do not replace the file when the block ends (nothing worth keeping was written)."""
+        self._keep = False
+
+    def is_output(self, path: str) -> bool:
+        """Whether ``path`` is the file the results will replace."""
+        return self.identity is not None and not self.in_place and _identity(path) == self.identity
+
+    def guard(self, paths: Iterable[str]) -> Iterator[str]:
+        """``paths``, refusing the results file itself (an image list read from stdin may name it)."""
+        for path in paths:
+            if self.is_output(path):
+                raise UsageError(f"-o {self.shown} is one of the inputs ({path}); results would replace it")
+            yield path
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        keep = self._keep and (kind is None or issubclass(kind, KeyboardInterrupt))
+        try:
+            self._close(keep)
+        except OSError as err:
+            self._remove_temp()
+            if kind is None or isinstance(exc, OSError):
+                raise self._write_error(err) from None
+            return False
+        if isinstance(exc, OSError) and exc.errno in WRITE_ERRNOS:
+            raise self._write_error(exc) from None
+        return False
+
+    def _close(self, keep: bool) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.close()  # flushes: a full disk shows up here too
+            except OSError:
+                if keep:
+                    raise
+        if self.temp is None:
+            return
+        if not keep:
+            self._remove_temp()
+            return
+        if self.identity is not None:
+            os.chmod(self.temp, stat.S_IMODE(os.stat(self.path).st_mode))
+        os.replace(self.temp, self.path)
+        self.temp = None
+
+    def _remove_temp(self) -> None:
+        if self.temp is not None:
+            try:
+                self.temp.unlink()
+            except OSError:
+                pass
+            self.temp = None
+
+    def _write_error(self, exc: OSError) -> GeocliError:
+        kept = " (left as it was)" if self.identity is not None and not self.in_place else ""
+        return GeocliError(f"cannot write {self.shown}{kept}: {exc.strerror or exc}")
