@@ -15,15 +15,15 @@ with safetensors only; pickle files (.bin/.pt/.pth/.ckpt) are refused, as unpick
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 from geocli.config import ModelConfig
 from geocli.errors import GeocliError
+from geocli.owned_folder import check_replaceable, saving, swap_in, write_marker
+from geocli.report.json_out import loads_strict, strict_json
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -33,59 +33,70 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 def save_checkpoint(model, directory, extra: dict | None = None) -> Path:
-    """Write ``model`` (a ``GeoModel``) to the folder ``directory``, replacing it atomically."""
-    from safetensors.torch import save_model
-
+    """Write ``model`` (a ``GeoModel``) to the folder ``directory``, replacing it atomically
+    (an existing folder only when geocli made it: ``geocli.owned_folder``)."""
     target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        document = {"format": FORMAT, "model": model.config.to_dict(), **(extra or {})}
-        (tmp / CONFIG_FILE).write_text(json.dumps(document, indent=2), encoding="utf-8")
-        save_model(model, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-        save_references(model, tmp / REFERENCES_FILE)
-        swap_in(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    check_replaceable(target)  # before any work; swap_in checks again at the end
+    with saving(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            write_checkpoint_files(model, tmp, extra)
+            swap_in(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return target
 
 
-def swap_in(tmp: Path, target: Path) -> None:
-    """Rename ``tmp`` to ``target``; an existing ``target`` is moved aside first, then deleted."""
-    if not target.exists():
-        tmp.rename(target)
-        return
-    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-    target.rename(old)
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+def write_checkpoint_files(model, folder: Path, extra: dict | None = None, kind: str = "checkpoint") -> None:
+    """Config, weights, reference index and marker into the (new, empty) folder ``folder``."""
+    from safetensors.torch import save_model
+
+    document = {"format": FORMAT, "model": model.config.to_dict(), **(extra or {})}
+    (folder / CONFIG_FILE).write_text(strict_json(document, indent=2), encoding="utf-8")
+    save_model(model, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    save_references(model, folder / REFERENCES_FILE)
+    write_marker(folder, kind)
 
 
 def read_checkpoint_config(directory) -> dict:
     """The parsed ``config.json`` of a checkpoint folder (checked to be one)."""
-    folder = _checkpoint_folder(directory)
+    folder = checkpoint_folder(directory)
     try:
-        document = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        document = loads_strict((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # bad JSON, NaN/Infinity, deep nesting
         raise GeocliError(f"{folder / CONFIG_FILE}: cannot read the checkpoint config ({exc})") from None
-    if document.get("format") != FORMAT or "model" not in document:
+    if not isinstance(document, dict) or document.get("format") != FORMAT or "model" not in document:
         raise GeocliError(f"{folder / CONFIG_FILE} is not a geocli model config (format {FORMAT!r})")
     return document
+
+
+def read_model_config(directory) -> ModelConfig:
+    """The checkpoint's ``ModelConfig``, its types, bounds and options checked (one-line errors)."""
+    from geocli.checkpoint_checks import check_checkpoint_config
+
+    folder = checkpoint_folder(directory)
+    where = f"{folder / CONFIG_FILE}: model"
+    config = ModelConfig.from_dict(read_checkpoint_config(folder)["model"], where)
+    check_checkpoint_config(config, where)
+    return config
 
 
 def load_checkpoint(directory, device: str = "cpu"):
     """Rebuild the ``GeoModel`` saved in ``directory`` (eval mode, on ``device``)."""
     from safetensors.torch import load_model
 
+    from geocli.checkpoint_checks import check_weight_shapes
     from geocli.model import GeoModel
     from geocli.hub import offline_mode
 
-    folder = _checkpoint_folder(directory)
-    config = ModelConfig.from_dict(read_checkpoint_config(folder)["model"])
+    folder = checkpoint_folder(directory)
+    config = read_model_config(folder)
     with offline_mode():  # the architecture only: nothing may be fetched
         model = GeoModel(config, pretrained=False)
     with unreadable_as_error(folder / WEIGHTS_FILE, "cannot load the weights"):
+        check_weight_shapes(model, folder / WEIGHTS_FILE)
         load_model(model, str(folder / WEIGHTS_FILE), strict=True, device=str(device))
     with unreadable_as_error(folder / REFERENCES_FILE, "cannot load the reference index"):
         load_references(model, folder / REFERENCES_FILE)
@@ -139,7 +150,8 @@ def _float64_tensor(array):
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64))
 
 
-def _checkpoint_folder(directory) -> Path:
+def checkpoint_folder(directory) -> Path:
+    """``directory`` when it looks like a checkpoint folder; else one line saying what it is."""
     path = Path(directory)
     if path.is_file():
         if path.suffix.lower() in PICKLE_SUFFIXES:

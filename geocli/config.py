@@ -11,15 +11,16 @@ spaces (country list, geocell tables, scene names) and prediction settings.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from geocli.errors import UsageError
+from geocli.json_types import convert, json_type
 
 CONFIG_VERSION = 1
+MAX_WIDTH = 1 << 16  # no layer of a geocli model is wider than this
 DEFAULT_SCENES = ("indoor", "natural", "urban")
 TTA_MODES = (None, "five-crop")
 
@@ -28,33 +29,20 @@ class ConfigBase:
     """Mixin for dataclasses: JSON-ready ``to_dict`` and a checking ``from_dict``."""
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ConfigBase":
+    def from_dict(cls, data: dict, where: str = "") -> "ConfigBase":
+        """Build from JSON data, each value checked against its field's type (``where``: the
+        key path so far, for messages such as ``model.heads[0].weight``)."""
         if not isinstance(data, dict):
-            raise UsageError(f"{cls.__name__}: expected a JSON object, got {type(data).__name__}")
+            raise UsageError(f"{where or cls.__name__}: expected a JSON object, got {json_type(data)}")
         fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
         unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise UsageError(f"{cls.__name__}: unknown keys {unknown}; valid: {sorted(fields)}")
+            raise UsageError(f"{where or cls.__name__}: unknown keys {unknown}; valid: {sorted(fields)}")
         hints = typing.get_type_hints(cls)
-        return cls(**{k: _convert(hints[k], v) for k, v in data.items()})
+        return cls(**{k: convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in data.items()})
 
     def to_dict(self) -> dict:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
-
-
-def _convert(tp, value):
-    """Turn JSON ``value`` into type ``tp`` (nested ConfigBase, list of them, optional)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None:
-            return None
-        options = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _convert(options[0], value) if len(options) == 1 else value
-    if isinstance(tp, type) and issubclass(tp, ConfigBase):
-        return tp.from_dict(value)
-    if origin in (list, tuple) and typing.get_args(tp):
-        return [_convert(typing.get_args(tp)[0], v) for v in value]
-    return value
 
 
 def _plain(value):
@@ -121,6 +109,10 @@ class FusionConfig(ConfigBase):
             raise UsageError("fusion.normalize must be 'l2', 'layernorm' or 'none'")
         if self.name == "translocator" and len(self.pair) != 2:
             raise UsageError("fusion.pair must name exactly two branches for translocator")
+        if not (0 <= self.dropout < 1 and 0 <= self.branch_dropout < 1):
+            raise UsageError("fusion.dropout and fusion.branch_dropout must be in [0, 1)")
+        if self.fusion_dim is not None and not 1 <= self.fusion_dim <= MAX_WIDTH:
+            raise UsageError(f"fusion.fusion_dim must be in [1, {MAX_WIDTH}], not {self.fusion_dim}")
 
 
 @dataclass
@@ -131,6 +123,10 @@ class HeadConfig(ConfigBase):
     name: str
     weight: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.weight < 0:
+            raise UsageError(f"head {self.name!r}: weight must be >= 0, not {self.weight}")
 
 
 @dataclass
@@ -202,6 +198,8 @@ class PredictConfig(ConfigBase):
     def __post_init__(self):
         if self.tta not in TTA_MODES:
             raise UsageError(f"predict.tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
+        if self.top_k < 1 or self.refine_top < 1 or self.refine_km <= 0:
+            raise UsageError("predict.top_k and predict.refine_top must be >= 1 and predict.refine_km > 0")
 
 
 @dataclass
@@ -315,6 +313,7 @@ class TrainConfig(ConfigBase):
             raise UsageError(f"sampler must be one of {TRAIN_SAMPLERS}, not {self.sampler!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise UsageError("epochs and batch_size must be >= 1 and lr > 0")
+        self._check_numbers()
         self._check_heads()
         self._check_places()
         if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
@@ -334,6 +333,29 @@ class TrainConfig(ConfigBase):
             raise UsageError("head_options: one JSON object of options per head")
         if any(not isinstance(w, (int, float)) or w < 0 for w in self.head_weights.values()):
             raise UsageError("head_weights: one number >= 0 per head")
+
+    def _check_numbers(self) -> None:
+        """Bounds of the numeric settings (their types, finite numbers included, are checked by
+        ``from_dict``): each out-of-range value is named in one line."""
+        checks = [
+            ("val_fraction", 0 < self.val_fraction < 1, "in (0, 1)"),
+            ("backbone_lr_scale", self.backbone_lr_scale >= 0, ">= 0"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
+            ("plateau_patience", self.plateau_patience >= 0, ">= 0"),
+            ("plateau_factor", 0 < self.plateau_factor < 1, "in (0, 1)"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("rotation", 0 <= self.rotation <= 180, "in [0, 180]"),
+            ("color_jitter", self.color_jitter >= 0, ">= 0"),
+            ("num_workers", self.num_workers >= 0, ">= 0"),
+            ("crop_scale", len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
+             "two numbers 0 < min <= max <= 1"),
+            ("cells", all(len(c) == 2 and 1 <= c[0] <= c[1] for c in self.cells), "[[min, max], ...] with 1 <= min <= max"),
+            ("trainable", not isinstance(self.trainable, int) or self.trainable >= 0, "'freeze', 'finetune' or a block count >= 0"),
+        ]
+        for name, ok, rule in checks:
+            if not ok:
+                raise UsageError(f"{name} must be {rule}, not {getattr(self, name)!r}")
 
     def _check_places(self) -> None:
         if self.images_per_place < 2 or self.place_radius_km <= 0:

@@ -38,7 +38,7 @@ def _trained_model():
 def test_round_trip_gives_identical_outputs(tmp_path):
     model = _trained_model()
     folder = save_checkpoint(model, tmp_path / "ckpt")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "geocli-folder.json", "model.safetensors"]
     loaded = load_checkpoint(folder)
     batch = H.batch(4, seed=3)
     a, b = model(batch), loaded(batch)
@@ -69,11 +69,22 @@ def test_config_json_carries_label_spaces_and_preprocessing(tmp_path):
 
 def test_save_replaces_an_existing_checkpoint_atomically(tmp_path):
     target = tmp_path / "ckpt"
-    target.mkdir()
-    (target / "stale.txt").write_text("old")
-    save_checkpoint(_trained_model(), target)
-    assert not (target / "stale.txt").exists()
+    model = _trained_model()
+    save_checkpoint(model, target)
+    first = (target / "config.json").stat().st_ino
+    save_checkpoint(model, target)
+    assert (target / "config.json").stat().st_ino != first  # a new folder took the name
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]  # no temp or backup folder left
+
+
+def test_save_never_replaces_a_folder_geocli_did_not_make(tmp_path):
+    target = tmp_path / "ckpt"
+    target.mkdir()
+    (target / "notes.txt").write_text("mine")
+    with pytest.raises(GeocliError, match="not a geocli folder"):
+        save_checkpoint(_trained_model(), target)
+    assert (target / "notes.txt").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
 
 
 def test_failed_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
@@ -86,7 +97,7 @@ def test_failed_save_leaves_the_old_checkpoint(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr("safetensors.torch.save_model", boom)
-    with pytest.raises(OSError):
+    with pytest.raises(GeocliError, match="cannot save .*disk full; the previous save there is intact"):
         save_checkpoint(model, target)
     assert (target / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]

@@ -94,6 +94,9 @@ class RGBBranch(Branch):
     def _create(name: str, pretrained: bool, weights: str | None, kwargs: dict, image_size: int | None):
         import timm
 
+        from geocli.checkpoint_checks import check_model_kwargs
+
+        check_model_kwargs(kwargs)  # architecture values only: no option may make timm read a file
         packaged = packaged_weights(name)
         timm_name = packaged.name if packaged else name
         if not timm.is_model(timm_name):

@@ -1,11 +1,10 @@
 """``geocli train``: from a manifest (or benchmark) to a checkpoint folder."""
 from __future__ import annotations
 
-import json
-
 import click
 
 from geocli.cli.options import format_option
+from geocli.report.json_out import strict_json
 
 
 def _comma_list(ctx, param, value):
@@ -62,10 +61,12 @@ def _cells(ctx, param, value):
 @click.option("--device", help="cpu, cuda, cuda:1 ... (under torchrun: one GPU per process).")
 @click.option("--amp/--no-amp", default=None, help="bf16 mixed precision on CUDA (default on; no effect on CPU).")
 @click.option("--num-workers", type=click.IntRange(0), help="Image-decoding worker processes.")
-@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run saved in this folder.")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run saved in this folder (and write there).")
+@click.option("--force", "--overwrite", "force", is_flag=True,
+              help="Replace an earlier geocli run at --out (never a folder geocli did not make).")
 @format_option
 @click.pass_context
-def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branches, heads, cells, **plain):
+def train(ctx, config_file, recipe, resume, force, fmt, trainable, unfreeze_last, branches, heads, cells, **plain):
     """Train a geolocation model; writes a checkpoint folder for 'geocli predict --model DIR'.
 
     \b
@@ -73,6 +74,7 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
       geocli train --data photos/manifest.csv --out runs/croatia --epochs 20
       geocli train --data m.csv --out runs/vit --rgb-model vit_base_patch16_224.augreg_in21k --unfreeze-last 2
       geocli train --resume runs/croatia --epochs 30
+      geocli train --data m.csv --out runs/croatia --force   # replace that earlier run
       torchrun --nproc_per_node 4 -m geocli train --data m.csv --out runs/ddp --finetune
     """
     from geocli.config import TrainConfig
@@ -86,16 +88,26 @@ def train(ctx, config_file, recipe, resume, fmt, trainable, unfreeze_last, branc
     layers = [resume_settings(resume) if resume else {}, load_recipe(recipe) if recipe else {},
               read_settings(config_file, "config") if config_file else {}, flags]
     settings = merge_training_layers(*layers)
-    settings.setdefault("out", resume or "")
+    if resume:  # the folder given is the one written, whatever --out its saved settings name
+        _same_out(flags.get("out"), resume)
+        settings["out"] = resume
     if not settings.get("data") or not settings.get("out"):
         raise click.UsageError("give --data MANIFEST and --out DIR (or --resume DIR)")
-    result = run_training(TrainConfig.from_dict(settings), resume=resume)
+    result = run_training(TrainConfig.from_dict(settings), resume=resume, force=force)
     if result.rank != 0:  # under torchrun only rank 0 reports
         return
     if fmt == "json":
-        click.echo(json.dumps(result.summary(), indent=2))
+        click.echo(strict_json(result.summary(), indent=2))
     else:
         _print_table(result)
+
+
+def _same_out(out: str | None, resume: str) -> None:
+    import os
+
+    if out and os.path.abspath(out) != os.path.abspath(resume):
+        raise click.UsageError(f"--resume {resume} writes into {resume}; drop --out {out} "
+                               "(to branch off a run, copy its folder first and resume the copy)")
 
 
 def _print_table(result) -> None:

@@ -11,10 +11,10 @@ ones (a recipe's DINOv2 ``img_size`` or trimmed norm means nothing to an Efficie
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 from geocli.errors import UsageError
+from geocli.report.json_out import loads_strict
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 
@@ -26,8 +26,8 @@ def available_recipes() -> list[str]:
 def read_settings(path: Path, what: str) -> dict:
     """A JSON object of training settings (the ``train`` member when the file has one)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        data = loads_strict(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # bad JSON, NaN/Infinity, deep nesting
         raise UsageError(f"{what} {path}: cannot read it as JSON ({exc})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{what} {path}: expected a JSON object of training settings")

@@ -6,21 +6,64 @@ No pickle anywhere: the optimizer's state dict is split into its tensors (safete
 plain numbers (JSON). The whole folder is staged under a temporary name and swapped in at once, so
 a kill at any moment leaves the previous complete folder (or, for a split second, its ``.old-``
 twin beside it, which ``find_run_folder`` also accepts).
+
+A run writes only where it may (``claim_out``, before any work): a missing or empty folder, or,
+with ``force`` or when resuming, a folder geocli made (``geocli.owned_folder``); the same for
+``OUT-best``. ``RunLock`` keeps a second training out of the folder meanwhile.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import uuid
 from pathlib import Path
 
 import torch
 
-from geocli.errors import GeocliError
-from geocli.checkpoint import swap_in, save_checkpoint, unreadable_as_error
+from geocli.errors import GeocliError, UsageError
+from geocli.checkpoint import checkpoint_folder, unreadable_as_error, write_checkpoint_files
+from geocli.owned_folder import RUN_STATE_NAMES, has_content, replace_problem, saving, swap_in
+from geocli.report.json_out import loads_strict
 
-STATE_JSON = "train_state.json"
-STATE_TENSORS = "train_state.safetensors"
+STATE_JSON, STATE_TENSORS = RUN_STATE_NAMES
+
+
+def best_folder(out) -> Path:
+    """Where a run keeps its best epoch's checkpoint: ``OUT-best`` beside ``OUT``."""
+    out = Path(out)
+    return out.with_name(f"{out.name}-best")
+
+
+def run_path(out) -> Path:
+    """``out`` made absolute (``.`` and ``..`` resolved; a link: the folder it names)."""
+    path = Path(os.path.abspath(out))
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def claim_out(out, force: bool = False, resuming: bool = False) -> Path:
+    """Check, before any work, that a run may write ``out`` and ``OUT-best``; their absolute path.
+
+    Refused: the folder the user is in (or one holding it), a folder geocli did not make or that
+    holds files geocli did not write, and an earlier run unless ``force`` or ``resuming``."""
+    path = run_path(out)
+    if path == path.parent:
+        raise UsageError(f"--out {out}: name a folder for the run, not the file system root")
+    cwd = Path.cwd().resolve()
+    if path.exists() and (path.resolve() == cwd or path.resolve() in cwd.parents):
+        raise UsageError(f"--out {out} is the folder you are in (or holds it); geocli replaces a run folder "
+                         "as a whole: run from outside it, or name a new folder")
+    if resuming:  # what the folder is (not a run, pickled weights) comes first
+        checkpoint_folder(find_run_folder(path))
+    for folder in (path, best_folder(path)):
+        problem = replace_problem(folder)
+        if problem:
+            raise UsageError(problem)
+    earlier = [f for f in (path, best_folder(path)) if has_content(f)]
+    if earlier and not (force or resuming):
+        raise UsageError(f"{earlier[0]} holds an earlier geocli run; continue it with --resume {out}, "
+                         "or replace it with --force")
+    return path
 
 
 def split_state(state: dict, prefix: str = "") -> tuple[dict, dict]:
@@ -59,12 +102,16 @@ def _json_safe(value):
         return {"__float__": repr(value)}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
     return value
 
 
 def _from_json(value):
     if isinstance(value, dict) and "__float__" in value:
         return float(value["__float__"])
+    if isinstance(value, dict):
+        return {k: _from_json(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_from_json(v) for v in value]
     return value
@@ -76,17 +123,19 @@ def save_run(model, folder, state: dict, extra: dict | None = None) -> Path:
 
     target = Path(folder)
     staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:8]}")
-    try:
-        save_checkpoint(model, staging, extra)
-        tensors, plain = split_state(state)
-        save_file(tensors, str(staging / STATE_TENSORS))
-        (staging / STATE_JSON).write_text(json.dumps(plain, indent=1), encoding="utf-8")
-        swap_in(staging, target)
-    except BaseException:
-        import shutil
+    with saving(target):
+        try:
+            staging.mkdir(parents=True)
+            write_checkpoint_files(model, staging, extra, kind="run")
+            tensors, plain = split_state(state)
+            save_file(tensors, str(staging / STATE_TENSORS))
+            (staging / STATE_JSON).write_text(json.dumps(plain, indent=1, allow_nan=False), encoding="utf-8")
+            swap_in(staging, target)
+        except BaseException:
+            import shutil
 
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return target
 
 
@@ -108,7 +157,9 @@ def load_run_state(folder) -> dict:
 
     path = find_run_folder(folder)
     with unreadable_as_error(path / STATE_JSON, "cannot read the training state"):
-        plain = json.loads((path / STATE_JSON).read_text(encoding="utf-8"))
+        plain = loads_strict((path / STATE_JSON).read_text(encoding="utf-8"))
+        if not isinstance(plain, dict) or not isinstance(plain.get("config"), dict):
+            raise ValueError("not a training state written by geocli train")
     with unreadable_as_error(path / STATE_TENSORS, "cannot read the training state"):
         tensors = load_file(str(path / STATE_TENSORS)) if (path / STATE_TENSORS).is_file() else {}
         return join_state(plain, tensors)

@@ -9,6 +9,7 @@ complete checkpoint to continue from.
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Callable
 import torch
 
 from geocli.config import TrainConfig
+from geocli.errors import GeocliError
 from geocli.report.console import log as default_log
 from geocli.training import data as D
 from geocli.training import retrieval as R
@@ -25,7 +27,11 @@ from geocli.training import scoring
 from geocli.training import setup as S
 from geocli.embedding_cache import branch_cache, cached_embeddings
 from geocli.training.distributed import barrier, init_distributed, mean_over_ranks
-from geocli.training.run_folder import find_run_folder, load_run_state, save_run
+from geocli.training.run_folder import best_folder, claim_out, find_run_folder, load_run_state, save_run
+
+
+class TrainingDiverged(GeocliError):
+    """The loss or the weights stopped being finite numbers: nothing more is saved."""
 
 
 @dataclass
@@ -52,14 +58,18 @@ def resume_settings(folder) -> dict:
 
 
 def train(cfg: TrainConfig, resume: str | None = None, log: Callable[[str], None] = default_log,
-          progress: bool = True) -> TrainResult:
-    """Train per ``cfg`` (continuing the run folder ``resume`` when given); returns the summary."""
-    return Trainer(cfg, resume, log, progress).run()
+          progress: bool = True, force: bool = False) -> TrainResult:
+    """Train per ``cfg`` (continuing the run folder ``resume`` when given, and writing there);
+    returns the summary. ``force`` lets a fresh run replace an earlier geocli run at ``cfg.out``."""
+    return Trainer(cfg, resume, log, progress, force).run()
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, resume: str | None, log: Callable[[str], None], progress: bool):
-        self.cfg, self.resume = cfg, resume
+    def __init__(self, cfg: TrainConfig, resume: str | None, log: Callable[[str], None], progress: bool,
+                 force: bool = False):
+        if resume is not None:  # a resume writes into the folder it was given, and only there
+            cfg.out = str(resume)
+        self.cfg, self.resume, self.force = cfg, resume, force
         self.world, self.device = init_distributed(cfg.device)
         self.log = log if self.world.is_main else (lambda line: None)
         self.progress = progress and self.world.is_main
@@ -201,7 +211,10 @@ class Trainer:
         from geocli.interrupt import GracefulInterrupt
 
         interrupted = False
-        with GracefulInterrupt() as self.interrupt:
+        claimed = claim_out(self.cfg.out, self.force, resuming=self.resume is not None)  # before any work
+        if Path(self.cfg.out).is_symlink():
+            self.cfg.out = str(claimed)
+        with GracefulInterrupt() as self.interrupt, self._lock():
             try:
                 self.setup()
                 for epoch in range(self.start_epoch, self.cfg.epochs):
@@ -211,6 +224,14 @@ class Trainer:
                 self._save(interrupted=True)
                 raise
         return self._result(interrupted)
+
+    def _lock(self):
+        """The run folder's lock, held by the process that writes it (rank 0)."""
+        from contextlib import nullcontext
+
+        from geocli.training.run_lock import RunLock
+
+        return RunLock(self.cfg.out) if self.world.is_main else nullcontext()
 
     def _one_epoch(self, epoch: int) -> None:
         t0 = time.perf_counter()
@@ -227,6 +248,7 @@ class Trainer:
         self.history.append(row)
         self.log(scoring.epoch_line(row, self.cfg.epochs))
         self._save()
+        self._drop_stale_best()
         self._save_if_best(row)
 
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
@@ -241,10 +263,13 @@ class Trainer:
                 with S.mixed_precision(self.device, self.cfg.amp):
                     loss, _ = S.run_loss(self.view, self.runner(batch), batch, self.weights)
                 self.optimizer.zero_grad(set_to_none=True)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingDiverged(self._diverged(epoch, value))
                 loss.backward()
                 self.optimizer.step()
                 size = len(batch["index"])
-                total, n = total + float(loss.detach()) * size, n + size
+                total, n = total + value * size, n + size
                 self.seen += batch["index"].tolist()
                 bar.update(1)
         return mean_over_ranks(total / max(n, 1), self.world, self.device), n
@@ -263,10 +288,20 @@ class Trainer:
         return scoring.score(self.view, loader, manifest, self.weights, self.device, self.cfg.amp,
                              self.references, self.world if sharded else None)
 
+    def _diverged(self, epoch: int, value: float) -> str:
+        kept = (f"{self.cfg.out} keeps epoch {self.epoch}" if self.epoch > self.start_epoch or self.resume
+                else "nothing was saved")
+        return (f"the training loss became {value} in epoch {epoch + 1}; stopped without saving it ({kept}); "
+                f"try a lower --lr (now {self.cfg.lr:g})")
+
     # ---- output ----
     def _save(self, interrupted: bool = False) -> None:
         if self.model is None or self.optimizer is None or not self.world.is_main:
             return
+        bad = next((n for n, p in self.model.state_dict().items() if p.is_floating_point() and not torch.isfinite(p).all()), None)
+        if bad is not None:
+            raise TrainingDiverged(f"the model's weights are no longer finite ({bad}); not saving them over "
+                                   f"{self.cfg.out}; try a lower --lr (now {self.cfg.lr:g})")
         state = {"epoch": self.epoch, "config": self.cfg.to_dict(), "history": self.history,
                  "optimizer": self.optimizer.state_dict(), "rng": torch.get_rng_state(),
                  "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
@@ -290,6 +325,14 @@ class Trainer:
         extra = {"train": {"config": self.cfg.to_dict(), "epoch": self.epoch, "split": self.split, "val": row["val"]}}
         save_checkpoint(self.model, best_folder(self.cfg.out), extra)
 
+    def _drop_stale_best(self) -> None:
+        """A fresh run (--force over an earlier one) must not leave that run's OUT-best behind."""
+        from geocli.owned_folder import remove_own
+
+        best = best_folder(self.cfg.out)
+        if self.resume is None and self.epoch == 1 and best.is_dir():
+            remove_own(best)
+
     def _result(self, interrupted: bool) -> TrainResult:
         baseline = S.centroid_baseline(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon)
         if getattr(self, "references", None) is not None and len(self.val_m):
@@ -297,12 +340,6 @@ class Trainer:
         return TrainResult(Path(self.cfg.out), self.epoch, self.history, baseline, self.split,
                            self.world.size, list(getattr(self, "seen", [])), interrupted,
                            self.world.rank)
-
-
-def best_folder(out) -> Path:
-    """Where a run keeps its best epoch's checkpoint: ``OUT-best`` beside ``OUT``."""
-    out = Path(out)
-    return out.with_name(f"{out.name}-best")
 
 
 def _eval_transform(preprocess: dict):
