@@ -176,3 +176,33 @@ def test_model_kwargs_are_checked_when_training_builds_a_branch_too():
 
     with pytest.raises(UsageError, match="checkpoint_path is not an architecture option"):
         RGBBranch("vit_tiny_patch16_224", model_kwargs={**T.TINY_VIT["model_kwargs"], "checkpoint_path": "x.pth"})
+
+
+# ---- an empty evaluation is a usage error, not a table of NaN ----
+
+@pytest.fixture
+def manifest(tmp_path) -> Path:
+    path = tmp_path / "m.csv"
+    path.write_text("image,lat,lon\ngone1.jpg,45.8,16.0\ngone2.jpg,48.8,2.3\n")
+    return path
+
+
+def test_an_empty_predictions_file_is_one_line(manifest, tmp_path):
+    (tmp_path / "p.json").write_text("[]")
+    line = _one_error(H.run_cli(["eval", manifest, "--predictions", tmp_path / "p.json"]))
+    assert "holds no predictions: nothing to evaluate" in line
+
+
+def test_a_dataset_with_no_image_on_disk_is_one_line_before_any_model(manifest, monkeypatch):
+    import geocli
+
+    monkeypatch.setattr(geocli, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    line = _one_error(H.run_cli(["eval", manifest, "--model", "evidence", "--skip-missing"]))
+    assert "none of the 2 images" in line and "nothing to evaluate" in line
+
+
+@pytest.mark.parametrize("value", ["nan", "25,inf", "-1"])
+def test_thresholds_must_be_finite(manifest, tmp_path, value):
+    (tmp_path / "p.csv").write_text("image,lat,lon\ngone1.jpg,45,16\n")
+    line = _one_error(H.run_cli(["eval", manifest, "--predictions", tmp_path / "p.csv", "--thresholds", value]))
+    assert "thresholds must be positive, finite" in line

@@ -41,6 +41,8 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
             model, manifest, skip_missing, batch_size,
             {"device": device, "tta": tta, "cache": cache, "cache_dir": cache_dir})
     )
+    if predictions and not guesses:
+        raise click.UsageError(f"{predictions} holds no predictions: nothing to evaluate")
     result = evaluate_predictions(manifest, guesses, thresholds, dataset_name=dataset)
     _emit(result, fmt)
 
@@ -61,6 +63,9 @@ def _run_model(model, manifest, skip_missing, batch_size, options: dict):
 
     shards = is_shard_spec(manifest.source)
     images = shard_images(manifest.source) if shards else check_images(manifest, skip_missing=skip_missing, log=log).images
+    if not images:
+        raise click.UsageError(f"none of the {len(manifest)} images of {manifest.source} is on disk: "
+                               "nothing to evaluate (check --root)")
     geolocator = load_model(model, **{k: v for k, v in options.items() if v is not None})
     for line in geolocator.status_lines():
         log(line)

@@ -1,6 +1,8 @@
 """Options shared by several commands, so each is spelled once."""
 from __future__ import annotations
 
+import math
+
 import click
 
 from geocli.metrics import DEFAULT_THRESHOLDS_KM
@@ -13,8 +15,8 @@ def parse_thresholds(ctx, param, value: str | None) -> tuple[float, ...]:
         values = tuple(float(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter("comma-separated kilometres, e.g. 1,25,200,750,2500") from None
-    if any(v <= 0 for v in values):
-        raise click.BadParameter("thresholds must be positive")
+    if not all(math.isfinite(v) and v > 0 for v in values):
+        raise click.BadParameter("thresholds must be positive, finite kilometres")
     return values
 
 
