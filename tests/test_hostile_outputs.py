@@ -184,3 +184,34 @@ def test_strict_json_helpers():
     for text in ("NaN", "[Infinity]", '{"lr": -Infinity}', "[1e999]", "[" * 100_000 + "]" * 100_000):
         with pytest.raises(ValueError):
             loads_strict(text)
+
+
+def test_a_file_written_at_the_output_path_during_the_run_is_left_alone(photos, old, monkeypatch):
+    """Another program replaces FILE while predict runs: its file stays, the results go beside it."""
+    real_write, done = JsonlWriter.write, []
+
+    def write(self, record):
+        real_write(self, record)
+        if not done:
+            replacement = old.with_name("incoming")
+            replacement.write_text("someone else's\n")
+            os.replace(replacement, old)
+            done.append(1)
+
+    monkeypatch.setattr(JsonlWriter, "write", write)
+    line = _one_error(H.run_cli([*PREDICT, photos, "-o", old]))
+    assert "changed while this run wrote its results" in line and "results.jsonl.new" in line
+    assert old.read_text() == "someone else's\n"
+    assert len(old.with_name("results.jsonl.new").read_text().splitlines()) == 3
+    assert _leftovers(old.parent) == []
+
+
+def test_a_full_disk_on_stdout_is_one_line(photos, monkeypatch):
+    real_write = JsonlWriter.write
+
+    def write(self, record):
+        real_write(self, record)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(JsonlWriter, "write", write)
+    assert "cannot write the results: No space left on device" in _one_error(H.run_cli([*PREDICT, photos]))

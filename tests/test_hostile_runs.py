@@ -279,3 +279,24 @@ def test_a_really_full_disk_while_saving(tmp_path, trained_run):
         assert load_run_state(disk / "run")["epoch"] == 1
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_link_to_a_photo_folder_as_out_is_refused(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.jpg").write_bytes(b"\xff\xd8")
+    (tmp_path / "link").symlink_to(photos)
+    assert "not a geocli folder" in _one_error(_train(tmp_path, "--out", tmp_path / "link"))
+    assert (photos / "a.jpg").exists() and (tmp_path / "link").is_symlink()
+
+
+def test_a_best_folder_that_is_a_link_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run-best").symlink_to(tmp_path / "elsewhere")
+    assert "is a symbolic link" in _one_error(_train(tmp_path, "--out", tmp_path / "run"))
+
+
+def test_a_cache_inside_the_run_folder_is_refused(tmp_path):
+    line = _one_error(_train(tmp_path, "--out", tmp_path / "run", "--cache-dir", tmp_path / "run" / "cache"))
+    assert "--cache-dir" in line and "inside --out" in line
+    assert not (tmp_path / "run").exists()

@@ -13,6 +13,7 @@ import click
 
 from geocli import __version__
 from geocli.errors import GeocliError
+from geocli.report.output_file import FULL_DISK_ERRNOS
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -65,4 +66,9 @@ def main(argv=None) -> None:
     except KeyboardInterrupt:
         click.echo("geocli: interrupted", err=True)
         code = EXIT_INTERRUPTED
+    except OSError as exc:
+        if exc.errno not in FULL_DISK_ERRNOS:
+            raise
+        click.echo(f"geocli: error: cannot write the results: {exc.strerror or exc}", err=True)
+        code = EXIT_USAGE
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -23,8 +23,10 @@ from typing import IO, Iterable, Iterator
 from geocli.errors import GeocliError, UsageError
 
 
+#: A disk (or quota) that is full: wherever a write meets one, it is one line, not a traceback.
+FULL_DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: Errors that mean the results could not be stored (not a bug in the run): one line, old file kept.
-WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
+WRITE_ERRNOS = FULL_DISK_ERRNOS | {errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -58,12 +60,12 @@ def check_output(path: str, inputs: Iterable[str] = (), reads_stdin: bool = Fals
         return
     if not _is_regular(target):
         return  # a device or pipe: written in place, nothing to destroy
+    if is_image_path(path):
+        raise UsageError(f"-o {path} is an existing image: results would overwrite it; name another file")
     if reads_stdin and _stdin_identity() == here:
         raise UsageError(f"-o {path} is the file stdin reads the image list from; name another file")
     if any(_identity(i) == here for i in inputs):
         raise UsageError(f"-o {path} is one of the inputs; results would replace it; name another file")
-    if is_image_path(path):
-        raise UsageError(f"-o {path} is an existing image: results would overwrite it; name another file")
 
 
 def _is_regular(path: Path) -> bool:
@@ -151,10 +153,29 @@ class SafeOutput:
         if not keep:
             self._remove_temp()
             return
+        if _identity(self.path) != self.identity:  # someone else wrote FILE meanwhile: theirs stays
+            kept = self._keep_beside()
+            raise GeocliError(f"{self.shown} changed while this run wrote its results; it was left alone "
+                              f"and the results are in {kept}")
         if self.identity is not None:
             os.chmod(self.temp, stat.S_IMODE(os.stat(self.path).st_mode))
         os.replace(self.temp, self.path)
         self.temp = None
+
+    def _keep_beside(self) -> Path:
+        """Give the finished results a visible name beside the target: FILE.new, FILE.new2, ..."""
+        for i in range(1, 100):
+            name = self.path.with_name(f"{self.path.name}.new{'' if i == 1 else i}")
+            try:
+                os.link(self.temp, name)  # fails if the name exists: nothing is overwritten
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here: the temporary file itself holds them
+                break
+            self._remove_temp()
+            return name
+        kept, self.temp = self.temp, None  # not removed: it holds the results
+        return kept
 
     def _remove_temp(self) -> None:
         if self.temp is not None:

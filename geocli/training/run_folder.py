@@ -41,12 +41,17 @@ def run_path(out) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
-def claim_out(out, force: bool = False, resuming: bool = False) -> Path:
+def claim_out(out, force: bool = False, resuming: bool = False, elsewhere: dict | None = None) -> Path:
     """Check, before any work, that a run may write ``out`` and ``OUT-best``; their absolute path.
 
     Refused: the folder the user is in (or one holding it), a folder geocli did not make or that
-    holds files geocli did not write, and an earlier run unless ``force`` or ``resuming``."""
+    holds files geocli did not write, an earlier run unless ``force`` or ``resuming``, and a
+    folder that would hold one of ``elsewhere`` (option -> path: the cache, the image root)."""
     path = run_path(out)
+    for option, other in (elsewhere or {}).items():
+        if other and (Path(os.path.abspath(other)) == path or path in Path(os.path.abspath(other)).parents):
+            raise UsageError(f"--{option.replace('_', '-')} {other} is inside --out {out}; a run folder holds only "
+                             "what geocli writes there: put it elsewhere")
     if path == path.parent:
         raise UsageError(f"--out {out}: name a folder for the run, not the file system root")
     cwd = Path.cwd().resolve()

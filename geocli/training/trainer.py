@@ -211,7 +211,8 @@ class Trainer:
         from geocli.interrupt import GracefulInterrupt
 
         interrupted = False
-        claimed = claim_out(self.cfg.out, self.force, resuming=self.resume is not None)  # before any work
+        claimed = claim_out(self.cfg.out, self.force, resuming=self.resume is not None,  # before any work
+                            elsewhere={"cache_dir": self.cfg.cache_dir, "root": self.cfg.root})
         if Path(self.cfg.out).is_symlink():
             self.cfg.out = str(claimed)
         with GracefulInterrupt() as self.interrupt, self._lock():
