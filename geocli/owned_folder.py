@@ -32,7 +32,7 @@ def write_marker(folder: Path, kind: str) -> None:
     from geocli import __version__
 
     document = {"made_by": "geocli", "kind": kind, "geocli_version": __version__}
-    (Path(folder) / MARKER).write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    (Path(folder) / MARKER).write_text(json.dumps(document, indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def is_marked(folder: Path) -> bool:

@@ -206,3 +206,16 @@ def test_thresholds_must_be_finite(manifest, tmp_path, value):
     (tmp_path / "p.csv").write_text("image,lat,lon\ngone1.jpg,45,16\n")
     line = _one_error(H.run_cli(["eval", manifest, "--predictions", tmp_path / "p.csv", "--thresholds", value]))
     assert "thresholds must be positive, finite" in line
+
+
+def test_a_local_weights_file_of_another_size_is_one_line(tmp_path):
+    """--rgb-weights from a wider ViT: every key is there, the shapes are not."""
+    from safetensors.torch import save_file
+
+    from geocli.branches.rgb import RGBBranch
+
+    wider = RGBBranch("vit_tiny_patch16_224", model_kwargs={**T.TINY_VIT["model_kwargs"], "embed_dim": 64})
+    save_file({k: v.contiguous() for k, v in wider.model.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(GeocliError, match=r"does not fit this architecture: \d+ tensors have other shapes") as err:
+        RGBBranch("vit_tiny_patch16_224", weights=str(tmp_path / "w.safetensors"), model_kwargs=T.TINY_VIT["model_kwargs"])
+    assert "\n" not in str(err.value)

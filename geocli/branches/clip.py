@@ -31,7 +31,7 @@ def register_model_cfg(name: str, model_cfg: dict) -> None:
     """Make a custom open_clip architecture known under ``name`` (open_clip's add_model_config)."""
     import open_clip
 
-    blob = json.dumps(model_cfg, sort_keys=True)
+    blob = json.dumps(model_cfg, sort_keys=True, allow_nan=False)
     if _registered_cfgs.get(name) == blob:
         return
     existing = open_clip.get_model_config(name)

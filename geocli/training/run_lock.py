@@ -80,7 +80,7 @@ class RunLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "out": str(self.out)}
         os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, (json.dumps(info) + "\n").encode(), 0)
+        os.pwrite(self.fd, (json.dumps(info, allow_nan=False) + "\n").encode(), 0)
 
     def _holder(self) -> dict | None:
         try:
