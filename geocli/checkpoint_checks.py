@@ -29,6 +29,13 @@ MODEL_KWARGS = frozenset({
     "output_stride", "channel_multiplier", "depth_multiplier", "width_multiplier", "weight_init",
     "layers", "channels", "widths", "depths", "dims", "stem_width", "stem_type", "window_size",
 })
+#: Upper bounds of architecture sizes a config may ask for (memory is allocated before any weight
+#: is read, so a config asking for a 10^12-parameter model must be refused, not attempted).
+KWARG_LIMITS = {"embed_dim": 8192, "depth": 256, "num_heads": 256, "img_size": MAX_IMAGE_SIZE, "patch_size": 512,
+                "mlp_ratio": 16, "reg_tokens": 64, "in_chans": 16, "num_classes": 100_000}
+MAX_NUMBER = 65_536  # any other number in model_kwargs or head options
+MAX_LABELS = {"countries": 1000, "scenes": 10_000}
+MAX_CELLS, MAX_PARTITIONS = 500_000, 16
 #: Options that name a folder of data (precomputed segmentation maps), never weights or code.
 DATA_FOLDER_KEYS = frozenset({"folder", "image_root"})
 #: Model names their libraries look up on disk first (sentence-transformers, transformers).
@@ -48,6 +55,24 @@ def check_model_kwargs(kwargs, where: str = "model_kwargs") -> None:
                              f"(file-naming and other options are refused); allowed: {', '.join(sorted(MODEL_KWARGS))}")
         if not _plain_value(value):
             raise UsageError(f"{where}.{key}: expected a number, true/false, a short name or a list of numbers")
+        _within(value, KWARG_LIMITS.get(key, MAX_NUMBER), f"{where}.{key}")
+
+
+def _within(value, limit: float, where: str) -> None:
+    """Numbers (also inside lists) no larger than ``limit`` in size."""
+    numbers = value if isinstance(value, (list, tuple)) else [value]
+    for v in numbers:
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) > limit:
+            raise UsageError(f"{where}: {v} is larger than geocli builds (at most {limit})")
+
+
+def _check_head_options(options: dict, where: str) -> None:
+    for key, value in options.items():
+        if isinstance(value, (list, tuple)) and len(value) > 16:
+            raise UsageError(f"{where}.{key}: at most 16 entries")
+        if isinstance(value, (int, float, list, tuple)):
+            _within(value, MAX_NUMBER, f"{where}.{key}")
+    _no_paths(options, where)
 
 
 def _plain_value(value) -> bool:
@@ -73,6 +98,8 @@ def check_checkpoint_config(config: ModelConfig, where: str) -> None:
     """Bounds and the no-files rule for a config read from a checkpoint folder."""
     for i, branch in enumerate(config.branches):
         _check_branch(branch, f"{where}.branches[{i}]")
+    for i, head in enumerate(config.heads):
+        _check_head_options(head.options, f"{where}.heads[{i}].options")
     _check_labels(config.labels, f"{where}.labels")
 
 
@@ -113,8 +140,8 @@ def check_preprocess(pre: dict, where: str) -> None:
     if not _is_int(size) or not 1 <= size <= MAX_IMAGE_SIZE:
         raise UsageError(f"{where}.image_size must be a whole number in [1, {MAX_IMAGE_SIZE}], not {size!r}")
     crop = pre.get("crop_pct", 1.0)
-    if not _is_number(crop) or not 0.05 <= crop <= 1:
-        raise UsageError(f"{where}.crop_pct must be a number in [0.05, 1], not {crop!r}")
+    if not _is_number(crop) or not 0.5 <= crop <= 1:  # the eval resize is image_size / crop_pct
+        raise UsageError(f"{where}.crop_pct must be a number in [0.5, 1], not {crop!r}")
     for key in ("mean", "std"):
         values = pre.get(key, (0.5,) * 3)
         if not isinstance(values, (list, tuple)) or len(values) != 3 or not all(map(_is_number, values)):
@@ -130,6 +157,8 @@ def _check_labels(labels: LabelSpaces, where: str) -> None:
         names = getattr(labels, key)
         if len(set(names)) != len(names) or not all(isinstance(n, str) and 0 < len(n) <= 64 for n in names):
             raise UsageError(f"{where}.{key} must be distinct non-empty names")
+        if len(names) > MAX_LABELS[key]:
+            raise UsageError(f"{where}.{key}: {len(names)} names, more than geocli builds ({MAX_LABELS[key]})")
     points = labels.country_points
     if points and len(points) != len(labels.countries):
         raise UsageError(f"{where}.country_points has {len(points)} points for {len(labels.countries)} countries")
@@ -141,6 +170,11 @@ def _check_labels(labels: LabelSpaces, where: str) -> None:
 
 def _check_geocells(labels: LabelSpaces, where: str) -> None:
     try:
+        parts = labels.geocells.get("partitions") if isinstance(labels.geocells, dict) else None
+        if not isinstance(parts, list) or not 0 < len(parts) <= MAX_PARTITIONS:
+            raise ValueError(f"expected 1 to {MAX_PARTITIONS} partitions")
+        if any(not isinstance(p, dict) or len(p.get("cell_ids") or ()) > MAX_CELLS for p in parts):
+            raise ValueError(f"a partition is not an object or has more than {MAX_CELLS} cells")
         hierarchy = labels.hierarchy
         for part in hierarchy.partitions:
             n = len(part)

@@ -96,7 +96,8 @@ class SafeOutput:
         try:
             self.stream = self._open()
         except OSError as exc:
-            raise UsageError(f"cannot write {self.shown}: {exc.strerror or exc}") from None
+            where = "" if self.in_place else f" (results are written beside it first, in {self.path.parent})"
+            raise UsageError(f"cannot write {self.shown}{where}: {exc.strerror or exc}") from None
         return self
 
     def _open(self) -> IO[str]:

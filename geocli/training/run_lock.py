@@ -43,6 +43,13 @@ class RunLock:
         self.release()
 
     def acquire(self) -> None:
+        try:
+            self._acquire()
+        except OSError as exc:
+            raise GeocliError(f"cannot create the lock {self.path}: {exc.strerror or exc}; "
+                              "--out must be in a folder you can write") from None
+
+    def _acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(10):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
