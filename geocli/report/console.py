@@ -5,18 +5,20 @@ import sys
 from functools import lru_cache
 
 
-@lru_cache(maxsize=1)
 def stdout_console():
-    from rich.console import Console
+    """The console for data, on whatever ``sys.stdout`` is now (tests and embedders swap it)."""
+    return _console(sys.stdout, soft_wrap=False)
 
-    return Console(file=sys.stdout, soft_wrap=False)
 
-
-@lru_cache(maxsize=1)
 def stderr_console():
+    return _console(sys.stderr, soft_wrap=True)
+
+
+@lru_cache(maxsize=8)
+def _console(stream, soft_wrap: bool):
     from rich.console import Console
 
-    return Console(file=sys.stderr, soft_wrap=True)
+    return Console(file=stream, soft_wrap=soft_wrap)
 
 
 def log(message: str) -> None:
