@@ -172,3 +172,14 @@ def test_eval_and_predict_read_the_shards_a_manifest_was_written_to(photos, tmp_
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert [rec["image"] for rec in records] == ["sub/p0.jpg", "sub/p1.jpg", "sub/p2.jpg", "sub/p3.jpg", "sub/p4.jpg", "big.png"]
     assert all(rec["ok"] for rec in records)
+
+
+def test_a_truncated_or_foreign_shard_is_one_line_naming_it(photos, tmp_path):
+    out = tmp_path / "shards"
+    run("shards", str(photos / "manifest.csv"), "--out", str(out), "--shard-size", "10")
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes((out / "000000.tar").read_bytes()[:1000])  # inside the first photo's bytes
+    (tmp_path / "junk.tar").write_bytes(b"not a tar at all")
+    for bad in (cut, tmp_path / "junk.tar"):
+        with pytest.raises(GeocliError, match="not a readable tar shard"):
+            list(raw_samples([str(bad)]))

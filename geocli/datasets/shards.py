@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tarfile
 from pathlib import Path
 from typing import Iterator
 
@@ -118,8 +119,9 @@ def raw_samples(paths: list[str], parts: tuple[str, ...] | None = None) -> Itera
     for path in paths:  # one shard at a time: a broken shard names itself
         try:
             yield from tarfile_samples([{"url": path}], select_files=select)
-        except (OSError, ValueError) as exc:
-            raise GeocliError(f"{path}: not a readable tar shard ({' '.join(str(exc).split())})") from None
+        except (OSError, ValueError, tarfile.TarError) as exc:  # truncated, not a tar, unreadable
+            reason = str(exc.args[0]).split(" @ ")[0] if exc.args else str(exc)  # webdataset appends the stream
+            raise GeocliError(f"{path}: not a readable tar shard ({' '.join(reason.split())})") from None
 
 
 class ShardImage:
