@@ -215,3 +215,21 @@ def test_a_full_disk_on_stdout_is_one_line(photos, monkeypatch):
 
     monkeypatch.setattr(JsonlWriter, "write", write)
     assert "cannot write the results: No space left on device" in _one_error(H.run_cli([*PREDICT, photos]))
+
+
+def test_a_photo_as_the_map_is_refused_before_any_work(photos):
+    photo = photos / "0.png"
+    before = photo.read_bytes()
+    line = _one_error(H.run_cli([*PREDICT, photos / "1.png", "--map", photo]))
+    assert "--map" in line and "is an existing image" in line and photo.read_bytes() == before
+
+
+def test_a_map_geocli_drew_may_be_redrawn(tmp_path):
+    from geocli.report.maps import write_map
+    from geocli.report.output_file import check_output, is_geocli_map
+
+    records = [{"image": "a.jpg", "ok": True, "predictions": [{"rank": 1, "lat": 45.8, "lon": 16.0, "probability": 0.9}]}]
+    target = tmp_path / "map.png"
+    write_map(records, target)
+    assert is_geocli_map(target)
+    check_output(str(target), option="--map")  # no error: geocli's own map

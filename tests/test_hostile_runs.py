@@ -300,3 +300,23 @@ def test_a_cache_inside_the_run_folder_is_refused(tmp_path):
     line = _one_error(_train(tmp_path, "--out", tmp_path / "run", "--cache-dir", tmp_path / "run" / "cache"))
     assert "--cache-dir" in line and "inside --out" in line
     assert not (tmp_path / "run").exists()
+
+
+def test_the_twin_of_an_interrupted_save_counts_as_an_earlier_run(trained_run, tmp_path):
+    """A kill mid-swap leaves only ``.run.old-XXXX``: a fresh run must not silently discard it."""
+    shutil.copytree(trained_run, tmp_path / ".run.old-0123abcd")
+    line = _one_error(_train(tmp_path, "--out", tmp_path / "run"))
+    assert "earlier geocli run" in line and (tmp_path / ".run.old-0123abcd" / "train_state.json").is_file()
+
+
+def test_leftovers_of_killed_saves_go_once_a_save_succeeds(trained_run, tmp_path):
+    shutil.copytree(trained_run, tmp_path / ".run.old-0123abcd")
+    (tmp_path / ".run.staging-deadbeef").mkdir()
+    (tmp_path / ".run-best.x1y2.tmp").mkdir()
+    foreign = tmp_path / ".run.old-feedface"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("not geocli's")
+    result = _train(tmp_path, "--out", tmp_path / "run", "--force", epochs=1)
+    assert result.code == 0, result.stderr
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == [".run.old-feedface"] and (foreign / "mine.txt").read_text() == "not geocli's"

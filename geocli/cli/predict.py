@@ -55,8 +55,7 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     from geocli.report.console import log
 
     require_inputs(inputs)
-    if output:
-        _check_output(output, inputs, map_path)
+    _check_outputs(output, map_path, inputs)
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
                              clip_pretrained=clip_pretrained, clip_weights=clip_weights,
                              ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir)
@@ -68,8 +67,9 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
         failed, records = _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, map_path is not None)
     if map_path:
         from geocli.report.maps import write_map
+        from geocli.report.output_file import write_via_temp
 
-        write_map(records, map_path)
+        write_via_temp(map_path, lambda temp: write_map(records, temp))
         log(f"map written to {map_path}")
     if interrupt.requested:
         log("interrupted: every finished result was written")
@@ -91,14 +91,17 @@ def _close(writer, failing: bool) -> None:
             raise
 
 
-def _check_output(output: str, inputs, map_path) -> None:
-    """Before any work: an ``-o`` that is an input (or the map) would destroy it."""
+def _check_outputs(output: str | None, map_path: str | None, inputs) -> None:
+    """Before any work: an ``-o`` or ``--map`` that is an input or a photo would destroy it."""
     from geocli.errors import UsageError
     from geocli.report.output_file import check_output
 
-    if map_path and os.path.abspath(map_path) == os.path.abspath(output):
+    if output and map_path and os.path.abspath(map_path) == os.path.abspath(output):
         raise UsageError(f"-o and --map name the same file {output}; name two files")
-    check_output(output, inputs=[i for i in inputs if i != "-"], reads_stdin="-" in inputs)
+    named = [i for i in inputs if i != "-"]
+    for option, path in (("-o", output), ("--map", map_path)):
+        if path:
+            check_output(path, inputs=named, reads_stdin="-" in inputs, option=option)
 
 
 def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):

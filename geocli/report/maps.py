@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geocli.errors import UsageError
+from geocli.report.output_file import MAP_SOFTWARE
 
 COLOURS = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
 
@@ -85,5 +86,5 @@ def _write_png(records: list[dict], path: Path) -> None:
     if any(r.get("predictions") for r in records) and len(records) <= 12:
         ax.legend(loc="lower left", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, metadata={"Software": MAP_SOFTWARE})  # a later --map may replace it, no other image
     plt.close(fig)

@@ -18,7 +18,7 @@ import secrets
 import stat
 import sys
 from pathlib import Path
-from typing import IO, Iterable, Iterator
+from typing import IO, Callable, Iterable, Iterator
 
 from geocli.errors import GeocliError, UsageError
 
@@ -46,26 +46,59 @@ def _stdin_identity() -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
-def check_output(path: str, inputs: Iterable[str] = (), reads_stdin: bool = False) -> None:
-    """Refuse an ``-o`` that names a folder, an existing image, one of ``inputs`` or stdin's file."""
+#: The PNG text geocli's maps carry, so that a later ``--map`` may replace them (and no other image).
+MAP_SOFTWARE = "geocli map"
+
+
+def check_output(path: str, inputs: Iterable[str] = (), reads_stdin: bool = False, option: str = "-o") -> None:
+    """Refuse an output (``option``) that names a folder, an existing image (other than a map geocli
+    drew), one of ``inputs`` or stdin's file."""
     from geocli.images import is_image_path
 
     target = Path(path)
     if target.is_dir():
-        raise UsageError(f"-o {path} is a folder; name a file for the results")
+        raise UsageError(f"{option} {path} is a folder; name a file")
     here = _identity(target)
     if here is None:
         if not target.parent.is_dir():
-            raise UsageError(f"-o {path}: the folder {target.parent} does not exist")
+            raise UsageError(f"{option} {path}: the folder {target.parent} does not exist")
         return
     if not _is_regular(target):
         return  # a device or pipe: written in place, nothing to destroy
-    if is_image_path(path):
-        raise UsageError(f"-o {path} is an existing image: results would overwrite it; name another file")
+    if is_image_path(path) and not is_geocli_map(target):
+        raise UsageError(f"{option} {path} is an existing image: it would be overwritten; name another file")
     if reads_stdin and _stdin_identity() == here:
-        raise UsageError(f"-o {path} is the file stdin reads the image list from; name another file")
+        raise UsageError(f"{option} {path} is the file stdin reads the image list from; name another file")
     if any(_identity(i) == here for i in inputs):
-        raise UsageError(f"-o {path} is one of the inputs; results would replace it; name another file")
+        raise UsageError(f"{option} {path} is one of the inputs; it would be replaced; name another file")
+
+
+def is_geocli_map(path: Path) -> bool:
+    """A PNG map an earlier ``--map`` drew (its ``Software`` text says so)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return img.format == "PNG" and img.info.get("Software") == MAP_SOFTWARE
+    except Exception:  # noqa: BLE001 -- unreadable means "not ours"
+        return False
+
+
+def write_via_temp(path: str | os.PathLike, write: Callable[[Path], None]) -> None:
+    """Call ``write(temp)`` for a temporary file beside ``path`` (same suffix, for writers that go by
+    it), then put it in place atomically; a failure leaves ``path`` as it was."""
+    target = Path(os.path.realpath(path))
+    temp = target.with_name(f".{target.stem}.geocli-{secrets.token_hex(4)}{target.suffix}")
+    try:
+        write(temp)
+        if target.exists():
+            os.chmod(temp, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(temp, target)
+    except OSError as exc:
+        raise GeocliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if temp.exists():
+            temp.unlink()
 
 
 def _is_regular(path: Path) -> bool:

@@ -23,7 +23,7 @@ import torch
 
 from geocli.errors import GeocliError, UsageError
 from geocli.checkpoint import checkpoint_folder, unreadable_as_error, write_checkpoint_files
-from geocli.owned_folder import RUN_STATE_NAMES, has_content, replace_problem, saving, swap_in
+from geocli.owned_folder import RUN_STATE_NAMES, has_content, remove_own, replace_problem, saving, swap_in
 from geocli.report.json_out import loads_strict
 
 STATE_JSON, STATE_TENSORS = RUN_STATE_NAMES
@@ -64,7 +64,7 @@ def claim_out(out, force: bool = False, resuming: bool = False, elsewhere: dict 
         problem = replace_problem(folder)
         if problem:
             raise UsageError(problem)
-    earlier = [f for f in (path, best_folder(path)) if has_content(f)]
+    earlier = [f for f in (path, best_folder(path)) if has_content(f)] + twins(path)
     if earlier and not (force or resuming):
         raise UsageError(f"{earlier[0]} holds an earlier geocli run; continue it with --resume {out}, "
                          "or replace it with --force")
@@ -144,15 +144,32 @@ def save_run(model, folder, state: dict, extra: dict | None = None) -> Path:
     return target
 
 
+def twins(out) -> list[Path]:
+    """Earlier saves of ``out`` a kill mid-swap left beside it (``.OUT.old-*`` holding a run)."""
+    out = Path(out)
+    found = [t for t in out.parent.glob(f".{out.name}.old-*") if (t / STATE_JSON).is_file()]
+    return sorted(found, key=lambda p: p.stat().st_mtime)
+
+
+def remove_leftovers(out) -> None:
+    """Once a save succeeded: the staging, temporary and moved-aside folders earlier saves of
+    ``out`` and ``OUT-best`` were killed in the middle of. Only geocli's own are removed."""
+    for folder in (Path(out), best_folder(out)):
+        patterns = (f".{folder.name}.staging-*", f".{folder.name}.old-*", f".{folder.name}.*.tmp")
+        for pattern in patterns:
+            for leftover in folder.parent.glob(pattern):
+                if leftover.is_dir() and replace_problem(leftover) is None:
+                    remove_own(leftover)
+
+
 def find_run_folder(folder) -> Path:
     """``folder``, or the ``.old-`` twin a kill mid-swap can leave behind."""
     path = Path(folder)
     if (path / STATE_JSON).is_file():
         return path
-    twins = sorted(path.parent.glob(f".{path.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    twins = [t for t in twins if (t / STATE_JSON).is_file()]
-    if twins:
-        return twins[-1]
+    earlier = twins(path)
+    if earlier:
+        return earlier[-1]
     raise GeocliError(f"{path}: no {STATE_JSON}; --resume needs a folder written by geocli train")
 
 

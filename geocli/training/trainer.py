@@ -27,7 +27,8 @@ from geocli.training import scoring
 from geocli.training import setup as S
 from geocli.embedding_cache import branch_cache, cached_embeddings
 from geocli.training.distributed import barrier, init_distributed, mean_over_ranks
-from geocli.training.run_folder import best_folder, claim_out, find_run_folder, load_run_state, save_run
+from geocli.training.run_folder import (best_folder, claim_out, find_run_folder, load_run_state,
+                                       remove_leftovers, save_run)
 
 
 class TrainingDiverged(GeocliError):
@@ -251,6 +252,8 @@ class Trainer:
         self._save()
         self._drop_stale_best()
         self._save_if_best(row)
+        if self.world.is_main:
+            remove_leftovers(self.cfg.out)
 
     def _train_epoch(self, epoch: int) -> tuple[float, int]:
         self.sampler.set_epoch(epoch)
