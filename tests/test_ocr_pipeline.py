@@ -86,3 +86,46 @@ def test_cache_keys_follow_content_and_reading_options():
     assert engine_key("rapidocr", {"threads": 1}) == engine_key("rapidocr", {"threads": 4})
     assert engine_key("rapidocr", {"min_box_height": 8}) != engine_key("rapidocr", {"min_box_height": 4})
 
+
+
+def test_recognition_batches_group_similar_widths():
+    import numpy as np
+
+    from geocli.ocr.ppocr import PPOCR
+
+    pipeline = PPOCR.__new__(PPOCR)
+    pipeline.rec_batch = 2
+    crops = [np.zeros((48, w, 3), np.uint8) for w in (100, 2000, 200, 300, 150)]
+    # narrow crops share batches of at most two; the very wide one runs alone
+    assert pipeline.batches(crops) == [[0, 4], [2, 3], [1]]
+
+
+def test_text_regions_frame_blobs_and_give_up_when_text_is_everywhere():
+    import numpy as np
+
+    from geocli.ocr.regions import merge_overlapping, text_regions
+
+    prob = np.zeros((48, 64), np.float32)
+    assert text_regions(prob, (480, 640)) == []
+    prob[10:14, 5:20] = 0.9  # one blob: 4 x 15 cells = 40 x 150 photo px
+    (x0, y0, x1, y1), = text_regions(prob, (480, 640))
+    assert x0 <= 50 - 16 and y0 <= 100 - 16 and x1 >= 200 + 16 and y1 >= 140 + 16
+    prob[:, :] = 0.9
+    assert text_regions(prob, (480, 640)) is None
+    assert merge_overlapping([(0, 0, 10, 10), (5, 5, 20, 20), (30, 30, 40, 40)]) == [(0, 0, 20, 20), (30, 30, 40, 40)]
+
+
+def test_coarse_pass_keeps_the_sign():
+    engine = build_ocr_engine("rapidocr", coarse_scale=1.0)
+    photo = Image.new("RGB", (640, 480), (90, 120, 90))
+    photo.paste(sign("STOP"), (80, 200))
+    assert "STOP" in [b.text for b in engine.read(photo)]
+    assert engine.read(Image.new("RGB", (640, 480), (90, 120, 90))) == []
+
+
+def test_ocr_throughput_reports_where_it_ran():
+    from geocli.ocr.throughput import ocr_throughput
+
+    row = ocr_throughput([sign("STOP"), sign("MARKET ST", width=560)], device="cpu", batch_size=1)
+    assert row["engine"] == "rapidocr" and row["provider"] == CPU_PROVIDER
+    assert row["lines"] >= 2 and row["photos_per_s"] > 0 and row["notice"] is None

@@ -20,21 +20,24 @@ class RapidOCREngine(OCREngine):
     onnxruntime-gpu is installed.
 
     ``det_short_side`` / ``det_max_upscale`` / ``det_max_side``: the per-photo detection size
-    (``DetectionSize``); ``presence_side``: long side of the text-presence pass (None: off);
+    (``DetectionSize``); ``coarse_scale``: scale of the pass that finds where text may be (None: off);
     ``rec_batch``: text lines per recognition batch, across the photos of a ``read_batch``;
-    ``threads``: ONNX Runtime intra-op threads (default: this process's cores, at most 8).
+    ``threads``: ONNX Runtime intra-op threads (default: this process's cores, at most 8);
+    ``det_model`` / ``rec_model``: other PP-OCR ONNX files (default: the wheel's PP-OCRv4).
     """
 
     name = "rapidocr"
 
     def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0, det_short_side: int = 736,
-                 det_max_upscale: float = 2.0, det_max_side: int = 2000, presence_side: int | None = None,
-                 rec_batch: int = 32, threads: int | None = None, device: str | None = None) -> None:
+                 det_max_upscale: float = 2.0, det_max_side: int = 2000, coarse_scale: float | None = None,
+                 rec_batch: int = 32, threads: int | None = None, device: str | None = None,
+                 det_model: str | None = None, rec_model: str | None = None) -> None:
         super().__init__(min_confidence, min_box_height)
         from geocli.ocr.ppocr import PPOCR, DetectionSize
 
         size = DetectionSize(det_short_side, det_max_upscale, det_max_side)
-        self.pipeline = PPOCR(size, presence_side, rec_batch, device=device, threads=threads)
+        self.pipeline = PPOCR(size, coarse_scale, rec_batch, device=device, threads=threads,
+                              det_model=det_model, rec_model=rec_model)
 
     @property
     def provider(self) -> str:
