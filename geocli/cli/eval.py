@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from geocli.cli.options import add_options, checkpoint_model_options, dataset_options, format_option, thresholds_option
+from geocli.report.progress import progress_option
 from geocli.report.json_out import strict_json
 
 
@@ -19,8 +20,9 @@ from geocli.report.json_out import strict_json
 @add_options(checkpoint_model_options)
 @thresholds_option
 @format_option
+@progress_option
 def eval_command(dataset, root, metadata, predictions, model, skip_missing, batch_size, device, tta, cache,
-                 cache_dir, thresholds, fmt):
+                 cache_dir, thresholds, fmt, progress):
     """Score geolocation on DATASET: a benchmark name (im2gps, im2gps3k, yfcc26k, yfcc4k, mp16)
     or a manifest CSV path. Prints % within 1/25/200/750/2500 km, mean/median km, country
     accuracy and a per-continent table.
@@ -38,7 +40,7 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
     manifest = load_dataset(dataset, root=root, metadata=metadata)
     guesses = (
         _read(predictions) if predictions else _run_model(
-            model, manifest, skip_missing, batch_size,
+            model, manifest, skip_missing, batch_size, progress,
             {"device": device, "tta": tta, "cache": cache, "cache_dir": cache_dir})
     )
     if predictions and not guesses:
@@ -53,13 +55,13 @@ def _read(path):
     return read_predictions(path)
 
 
-def _run_model(model, manifest, skip_missing, batch_size, options: dict):
+def _run_model(model, manifest, skip_missing, batch_size, progress, options: dict):
     from geocli import load_model
     from geocli.datasets import check_images
     from geocli.evaluate.predictions_file import from_record
     from geocli.report.console import log
-
     from geocli.datasets.shards import is_shard_spec, shard_images
+    from geocli.report.progress import RunProgress
 
     shards = is_shard_spec(manifest.source)
     images = shard_images(manifest.source) if shards else check_images(manifest, skip_missing=skip_missing, log=log).images
@@ -69,7 +71,12 @@ def _run_model(model, manifest, skip_missing, batch_size, options: dict):
     geolocator = load_model(model, **{k: v for k, v in options.items() if v is not None})
     for line in geolocator.status_lines():
         log(line)
-    records = list(geolocator.predict(images, top_k=10, batch_size=batch_size))
+    records = []
+    total = len(images) if hasattr(images, "__len__") else None  # shards stream
+    with RunProgress("photos", total=total, enabled=progress) as bar:
+        for record in geolocator.predict(images, top_k=10, batch_size=batch_size):
+            records.append(record)
+            bar.advance(ok=record["ok"])
     failed = [r for r in records if not r["ok"]]
     if failed:
         log(f"{len(failed)} image(s) could not be read and count as missing, e.g. {failed[0]['error']}")

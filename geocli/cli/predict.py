@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import NamedTuple
 
 import click
 
 from geocli.cli.main import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK
 from geocli.cli.options import add_options, checkpoint_model_options
+from geocli.report.progress import progress_option
 from geocli.report.writers import WRITERS
 
 
@@ -33,8 +35,9 @@ from geocli.report.writers import WRITERS
 @add_options(checkpoint_model_options)
 @click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw every image's guesses on a map: FILE.html (interactive) or FILE.png.")
+@progress_option
 def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, trust_exif, clip_model,
-            clip_pretrained, clip_weights, ocr_engine, device, tta, cache, cache_dir, map_path):
+            clip_pretrained, clip_weights, ocr_engine, device, tta, cache, cache_dir, map_path, progress):
     """Guess where each photo was taken.
 
     INPUTS are image files, folders, globs, or - to read paths from stdin (one per line).
@@ -63,8 +66,11 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     for line in predictor.status_lines():
         log(line)
     paths = expand_inputs(inputs, recursive=recursive, log=log)
+    if "-" not in inputs:  # a known total for the progress bar; stdin stays a stream
+        paths = list(paths)
+    run = RunOptions(fmt, output, top_k, batch_size, map_path is not None, progress)
     with GracefulInterrupt() as interrupt:
-        failed, records = _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, map_path is not None)
+        failed, records = _run(predictor, paths, run, interrupt)
     if map_path:
         from geocli.report.maps import write_map
         from geocli.report.output_file import write_via_temp
@@ -104,7 +110,16 @@ def _check_outputs(output: str | None, map_path: str | None, inputs) -> None:
             check_output(path, inputs=named, reads_stdin="-" in inputs, option=option)
 
 
-def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool):
+class RunOptions(NamedTuple):
+    fmt: str
+    output: str | None
+    top_k: int
+    batch_size: int
+    keep: bool  # keep each record's guesses (for the map)
+    progress: bool | None
+
+
+def _run(predictor, paths, run: RunOptions, interrupt):
     """Write each record as it comes; return the failure count and (for the map) the records.
 
     With ``-o`` the records go through ``SafeOutput``: an existing file is replaced only at the end
@@ -114,20 +129,25 @@ def _run(predictor, paths, fmt, output, top_k, batch_size, interrupt, keep: bool
     from geocli.errors import UsageError
     from geocli.report.console import log
     from geocli.report.output_file import SafeOutput
+    from geocli.report.progress import RunProgress
 
-    target = SafeOutput(output) if output else nullcontext()
+    total = len(paths) if isinstance(paths, list) else None
+    target = SafeOutput(run.output) if run.output else nullcontext()
     with target as sink:
-        stream = sink.stream if output else sys.stdout
-        paths = sink.guard(paths) if output else paths
-        writer = WRITERS.get(fmt)(stream)
+        stream = sink.stream if run.output else sys.stdout
+        paths = sink.guard(paths) if run.output else paths
+        writer = WRITERS.get(run.fmt)(stream)
         failed, n, kept = 0, 0, []
         try:
-            for record in predictor.predict(paths, top_k=top_k, batch_size=batch_size, interrupt=interrupt):
-                writer.write(record)
-                n += 1
-                failed += not record["ok"]
-                if keep:
-                    kept.append({k: record[k] for k in ("image", "ok", "predictions")})
+            with RunProgress("photos", total=total, enabled=run.progress) as bar:
+                for record in predictor.predict(paths, top_k=run.top_k, batch_size=run.batch_size,
+                                                interrupt=interrupt):
+                    writer.write(record)
+                    n += 1
+                    failed += not record["ok"]
+                    bar.advance(ok=record["ok"])
+                    if run.keep:
+                        kept.append({k: record[k] for k in ("image", "ok", "predictions")})
         finally:
             _close(writer, failing=sys.exc_info()[0] is not None)
         if n == 0 and not interrupt.requested:

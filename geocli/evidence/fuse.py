@@ -101,6 +101,8 @@ def photo_evidence(gps: tuple[float, float] | None, boxes: list, trust_exif: boo
 
 def text_matches(boxes: list) -> list:
     """Gazetteer matches in each box and in neighbouring pairs (names split over two boxes)."""
+    if not boxes:  # no text: the gazetteer (seconds to build) is not needed
+        return []
     from geocli.evidence.gazetteer import best_matches, default_gazetteer
 
     gaz = default_gazetteer()

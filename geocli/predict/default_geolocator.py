@@ -26,7 +26,7 @@ builds a randomly initialised CLIP (for tests).
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from PIL import Image
 
@@ -37,7 +37,9 @@ from geocli.evidence.fuse import photo_evidence
 from geocli.evidence.text_hints import text_evidence
 from geocli.ocr import text_records
 from geocli.predict.record import LocateResult
-from geocli.predict.zero_shot import ZeroShotCLIP
+
+if TYPE_CHECKING:  # torch and open_clip load only when the visual branch is on
+    from geocli.predict.zero_shot import ZeroShotCLIP
 
 OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
 MAX_MATCH_LINES, MIN_MATCH_LINE_SCORE = 5, 0.03
@@ -65,7 +67,7 @@ class DefaultGeolocator:
             self._notices.append(f"OCR off: {exc}")
             return None
 
-    def _build_clip(self, model, pretrained, weights, model_cfg, device, cities) -> ZeroShotCLIP | None:
+    def _build_clip(self, model, pretrained, weights, model_cfg, device, cities) -> "ZeroShotCLIP | None":
         if model is None:
             self._notices.append("visual branch off (no CLIP model chosen); predicting from EXIF and text only")
             return None
@@ -74,6 +76,8 @@ class DefaultGeolocator:
         else:
             missing = _missing_offline(model, pretrained)
         if missing is None:
+            from geocli.predict.zero_shot import ZeroShotCLIP
+
             try:
                 return ZeroShotCLIP(model, weights or pretrained, model_cfg=model_cfg, device=device,
                                     n_cities=cities)
