@@ -5,7 +5,7 @@ import pytest
 from PIL import Image
 
 from geocli.errors import UsageError
-from geocli.report.maps import extent, write_map
+from geocli.report.maps import check_map_path, extent, write_map
 
 
 def _record(image, *guesses):
@@ -34,9 +34,42 @@ def test_png_and_html_maps_are_written(tmp_path):
         assert img.width > 800 and img.height > 300
     write_map(RECORDS, tmp_path / "m.html")
     html = (tmp_path / "m.html").read_text()
-    assert "fitBounds" in html and "a.jpg #1: Croatia 60.0%" in html and "b.jpg #1: Croatia" in html
+    assert "fitMarkers" in html and '"image":"a.jpg"' in html and '"probability":null' in html
+
+
+def test_html_map_is_self_contained(tmp_path):
+    """No script, style or tile is fetched: everything the page draws is inside the file."""
+    write_map(RECORDS, tmp_path / "m.html")
+    html = (tmp_path / "m.html").read_text()
+    assert "<script src" not in html and "<link" not in html
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "") and "https://" not in html
+    assert '"name":"Croatia","rings":' in html  # the shipped borders, inlined
+    assert "GeoMap" in html and ".geomap-country" in html
+
+
+def test_html_map_names_tiles_only_when_asked(tmp_path):
+    write_map(RECORDS, tmp_path / "m.html", tiles="https://tiles.example.org/{z}/{x}/{y}.png")
+    html = (tmp_path / "m.html").read_text()
+    assert '"tiles":"https://tiles.example.org/{z}/{x}/{y}.png"' in html and "tiles: tiles.example.org" in html
+
+
+def test_html_map_keeps_hostile_names_out_of_the_markup(tmp_path):
+    write_map([_record("</script><img src=x onerror=alert(1)>.jpg", (45.8, 16.0, 0.6))], tmp_path / "m.html")
+    html = (tmp_path / "m.html").read_text()
+    assert "<img src=x" not in html and "</script><img" not in html
+
+
+def test_png_map_draws_land_sea_and_borders(tmp_path):
+    write_map(RECORDS, tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as img:
+        colours = {c for _, c in img.convert("RGB").getcolors(1 << 20)}
+    assert (0xf4, 0xf1, 0xea) in colours  # land
+    assert (0xcf, 0xe3, 0xf0) in colours  # sea
+    assert any(abs(r - 0x8a) < 12 and abs(g - 0x8a) < 12 and abs(b - 0x8a) < 12 for r, g, b in colours)  # borders
 
 
 def test_other_suffixes_are_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match=".html or .png"):
         write_map(RECORDS, tmp_path / "m.svg")
+    with pytest.raises(UsageError, match="does not exist"):
+        check_map_path(tmp_path / "missing" / "m.html")

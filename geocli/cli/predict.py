@@ -34,10 +34,12 @@ from geocli.report.writers import WRITERS
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
 @add_options(checkpoint_model_options)
 @click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
-              help="Also draw every image's guesses on a map: FILE.html (interactive) or FILE.png.")
+              help="Also draw every image's guesses on a map: FILE.html (interactive, works offline) or FILE.png.")
+@click.option("--map-tiles", default=None, metavar="URL",
+              help="HTML map: draw raster tiles from this server (https://host/{z}/{x}/{y}.png); default none.")
 @progress_option
 def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, trust_exif, clip_model,
-            clip_pretrained, clip_weights, ocr_engine, device, tta, cache, cache_dir, map_path, progress):
+            clip_pretrained, clip_weights, ocr_engine, device, tta, cache, cache_dir, map_path, map_tiles, progress):
     """Guess where each photo was taken.
 
     INPUTS are image files, folders, globs, or - to read paths from stdin (one per line).
@@ -59,6 +61,10 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
 
     require_inputs(inputs)
     _check_outputs(output, map_path, inputs)
+    if map_path:
+        from geocli.report.maps import check_map_path
+
+        check_map_path(map_path)  # before any work: a wrong suffix or folder must not cost a run
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
                              clip_pretrained=clip_pretrained, clip_weights=clip_weights,
                              ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir)
@@ -75,7 +81,7 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
         from geocli.report.maps import write_map
         from geocli.report.output_file import write_via_temp
 
-        write_via_temp(map_path, lambda temp: write_map(records, temp))
+        write_via_temp(map_path, lambda temp: write_map(records, temp, tiles=map_tiles))
         log(f"map written to {map_path}")
     if interrupt.requested:
         log("interrupted: every finished result was written")

@@ -1,7 +1,8 @@
-"""Maps of predictions: interactive HTML (folium/Leaflet) or a static PNG (matplotlib).
+"""Maps of predictions: an interactive, self-contained HTML page or a static PNG (matplotlib).
 
-The PNG draws its world from GeoNames populated places (offline), so it needs no tiles or
-shapefiles; the HTML map loads OpenStreetMap tiles when opened in a browser.
+Both draw their world from the country outlines geocli ships (``geocli.report.basemap``): the
+HTML file inlines its script, styles and borders, so it works offline; tiles load only from a
+server the user names.
 """
 from __future__ import annotations
 
@@ -43,28 +44,48 @@ def extent(records: list[dict], margin: float = 0.2, min_span: float = 6.0) -> t
     return tuple(box)
 
 
-def write_map(records: list[dict], path: str | Path) -> None:
-    suffix = Path(path).suffix.lower()
-    if suffix == ".html":
-        _write_html(records, Path(path))
-    elif suffix == ".png":
-        _write_png(records, Path(path))
-    else:
+MAP_SUFFIXES = (".html", ".png")
+
+
+def check_map_path(path: str | Path) -> Path:
+    """The ``--map`` file, refused before any work: a suffix geocli can draw, in a folder that exists."""
+    path = Path(path)
+    if path.suffix.lower() not in MAP_SUFFIXES:
         raise UsageError(f"--map needs a .html or .png file name, got {path}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--map {path}: folder {path.parent} does not exist")
+    return path
 
 
-def _write_html(records: list[dict], path: Path) -> None:
-    import folium
+def write_map(records: list[dict], path: str | Path, tiles: str | None = None) -> None:
+    """Draw every record's guesses: an interactive, self-contained HTML page or a PNG."""
+    path = check_map_path(path)
+    if path.suffix.lower() == ".html":
+        path.write_text(html_map(records, tiles), encoding="utf-8")
+    else:
+        _write_png(records, path)
 
-    fmap = folium.Map(location=[20, 0], zoom_start=2, tiles="OpenStreetMap")
-    for i, image, p in _points(records):
-        folium.CircleMarker(
-            location=[p["lat"], p["lon"]], radius=4 + 12 * _weight(p), tooltip=_label(image, p),
-            color=COLOURS[i % len(COLOURS)], fill=True, fill_opacity=0.6,
-        ).add_to(fmap)
-    west, east, south, north = extent(records)
-    fmap.fit_bounds([[south, west], [north, east]])
-    fmap.save(str(path))
+
+def html_map(records: list[dict], tiles: str | None = None) -> str:
+    """One HTML file with everything inlined (script, styles, borders): it works offline.
+    Tiles load only from ``tiles``, a URL template the user named."""
+    from geocli.report.basemap import borders, script_json, web_asset
+
+    template = (Path(__file__).parent / "web" / "map.html").read_text(encoding="utf-8")
+    data = {"records": [{k: r.get(k) for k in ("image", "ok", "predictions")} for r in records],
+            "colours": COLOURS, "borders": borders(), "tiles": tiles,
+            "attribution": "Borders: Natural Earth" + (f"; tiles: {tiles.split('/')[2]}" if tiles and "//" in tiles else "")}
+    page = template.replace("/*STYLE*/", web_asset("geomap.css")).replace("/*SCRIPT*/", web_asset("geomap.js"))
+    return page.replace("/*DATA*/null", script_json(data))
+
+
+def _draw_countries(ax) -> None:
+    from matplotlib.collections import PolyCollection
+
+    from geocli.report.basemap import borders
+
+    rings = [ring for c in borders()["countries"] for ring in c["rings"]]
+    ax.add_collection(PolyCollection(rings, facecolors="#f4f1ea", edgecolors="#8a8a8a", linewidths=0.4, zorder=1))
 
 
 def _write_png(records: list[dict], path: Path) -> None:
@@ -73,18 +94,27 @@ def _write_png(records: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from geocli.geo.countries import populated_places
-
-    lat, lon = populated_places()
     west, east, south, north = extent(records)
     fig, ax = plt.subplots(figsize=(12, 6.5), dpi=120)
-    ax.scatter(lon, lat, s=min(8.0, 0.2 * 360 / (east - west)), c="#bbbbbb", linewidths=0)  # towns grow as the map zooms in
+    ax.set_facecolor("#cfe3f0")
+    _draw_countries(ax)
     for i, image, p in _points(records):
-        ax.scatter(p["lon"], p["lat"], s=20 + 200 * _weight(p), c=COLOURS[i % len(COLOURS)],
-                   alpha=0.7, edgecolors="black", linewidths=0.3, label=Path(image).name if p["rank"] == 1 else None)
+        ax.scatter(p["lon"], p["lat"], s=20 + 200 * _weight(p), c=COLOURS[i % len(COLOURS)], zorder=3,
+                   alpha=0.75, edgecolors="black", linewidths=0.4, label=Path(image).name if p["rank"] == 1 else None)
     ax.set(xlim=(west, east), ylim=(south, north), xlabel="longitude", ylabel="latitude", aspect="equal")
-    if any(r.get("predictions") for r in records) and len(records) <= 12:
-        ax.legend(loc="lower left", fontsize=7)
+    _legend(ax, records)
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": MAP_SOFTWARE})  # a later --map may replace it, no other image
     plt.close(fig)
+
+
+def _legend(ax, records: list[dict]) -> None:
+    """Each photo's colour (up to 12 photos), and what a marker's size means."""
+    from matplotlib.lines import Line2D
+
+    handles, labels = ax.get_legend_handles_labels()
+    if len(handles) > 12:
+        handles, labels = [], []
+    handles.append(Line2D([], [], linestyle="none"))
+    labels.append(f"{len(records)} photo(s); marker area = probability")
+    ax.legend(handles, labels, loc="lower left", fontsize=7, framealpha=0.9)
