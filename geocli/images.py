@@ -8,6 +8,7 @@ one-line reason, so a caller can record it per item and go on.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import warnings
@@ -103,10 +104,10 @@ def _orient(img: Image.Image) -> Image.Image:
         return img
 
 
-def _decode(path: Path, source=None) -> Image.Image:
-    with Image.open(path if source is None else source) as img:
+def _decode(source, name: Path) -> Image.Image:
+    with Image.open(source) as img:
         if img.width * img.height > MAX_PIXELS:
-            raise _error(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS})", path)
+            raise _error(f"image too large ({img.width}x{img.height} pixels, limit {MAX_PIXELS})", name)
         img.seek(0)
         img.load()
         return _to_rgb(_orient(img))
@@ -121,33 +122,38 @@ def open_image(path: str | os.PathLike) -> Image.Image:
     _check_file(path)
     if path.suffix.lower() in (".heic", ".heif", ".avif"):
         register_heif()
-    return _guarded_decode(path, None)
+    return _guarded_decode(path, path)
 
 
-def open_image_bytes(data: bytes, name: str) -> Image.Image:
-    """``open_image`` for the bytes of an image held elsewhere (a tar shard, a msgpack record);
-    ``name`` is what error messages call it."""
-    import io
-
+def open_image_bytes(data: bytes, name: str = "<bytes>") -> Image.Image:
+    """An encoded image (an upload, a photo in a tar shard or msgpack record) decoded like ``open_image``;
+    ``name`` only labels errors. EXIF stays in ``image.info`` for the evidence reader."""
     if not data:
         raise _error("empty image (0 bytes)", Path(name))
     register_heif()
-    return _guarded_decode(Path(name), io.BytesIO(data))
+    return _guarded_decode(io.BytesIO(data), Path(name))
 
 
-def _guarded_decode(path: Path, source) -> Image.Image:
+def to_rgb_image(image: Image.Image) -> Image.Image:
+    """A caller's PIL image as geocli's loader would have made it: oriented by its EXIF, 8-bit RGB."""
+    if image.width * image.height > MAX_PIXELS:
+        raise ImageError(f"image too large ({image.width}x{image.height} pixels, limit {MAX_PIXELS})")
+    return _to_rgb(_orient(image))
+
+
+def _guarded_decode(source, name: Path) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "Corrupt EXIF data": _orient copes
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(path, source)
+            return _decode(source, name)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _error("image too large (decompression bomb guard)", path) from None
+        raise _error("image too large (decompression bomb guard)", name) from None
     except UnidentifiedImageError:
-        raise _error("not a recognised image format", path) from None
+        raise _error("not a recognised image format", name) from None
     except PermissionError:
-        raise _error("permission denied", path) from None
+        raise _error("permission denied", name) from None
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, TypeError, struct.error ...
-        raise _error(f"cannot decode image ({exc.__class__.__name__}: {exc})", path) from None
+        raise _error(f"cannot decode image ({exc.__class__.__name__}: {exc})", name) from None

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from geocli.errors import UsageError
-from geocli.images import ImageError, open_image
+from geocli.images import ImageError
+from geocli.predict.photos import PhotoLike, item_name, load_photo
 from geocli.predict.record import PredictionRecord, error_record, image_record
 
 #: Options that only a checkpoint model takes.
@@ -23,8 +24,8 @@ BUILTIN_MODELS = {
 }
 
 
-def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    batch: list[str] = []
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
     for item in items:
         batch.append(item)
         if len(batch) == size:
@@ -35,7 +36,8 @@ def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
 
 
 class Predictor:
-    """Runs a geolocator over paths (or photos held in shards: ``ShardImage``), in order, batch by batch."""
+    """Runs a geolocator over photos (paths, PIL images, NumPy arrays, bytes, photos held in shards),
+    in order, batch by batch."""
 
     def __init__(self, geolocator):
         self.geolocator = geolocator
@@ -43,25 +45,32 @@ class Predictor:
     def status_lines(self) -> list[str]:
         return list(self.geolocator.status_lines())
 
-    def predict(self, paths: Iterable[str], top_k: int = 5, batch_size: int = 8, interrupt=None) -> Iterator[PredictionRecord]:
-        for batch in _batches(paths, batch_size):
-            yield from self._predict_batch(batch, top_k)
+    def predict(self, photos: Iterable[PhotoLike] | PhotoLike, top_k: int = 5, batch_size: int = 8,
+                interrupt=None) -> Iterator[PredictionRecord]:
+        """One record per photo, in order. A single photo (not in a list) is taken as a list of one;
+        ``("name.jpg", data)`` names an in-memory photo in its record."""
+        if isinstance(photos, (str, bytes, bytearray, memoryview, tuple)) or not hasattr(photos, "__iter__") \
+                or hasattr(photos, "__array_interface__") or hasattr(photos, "getexif"):
+            photos = [photos]
+        start = 0
+        for batch in _batches(photos, batch_size):
+            yield from self._predict_batch(batch, top_k, start)
+            start += len(batch)
             if interrupt is not None and interrupt.requested:
                 return
 
-    def _predict_batch(self, batch: list[str], top_k: int) -> Iterator[PredictionRecord]:
+    def _predict_batch(self, batch: list, top_k: int, start: int = 0) -> Iterator[PredictionRecord]:
         records: dict[int, PredictionRecord] = {}
-        images, ok_index = [], []
-        for i, path in enumerate(batch):
+        photos, ok_index = [], []
+        for i, item in enumerate(batch):
             try:
-                images.append(path.open() if hasattr(path, "open") else open_image(path))  # a ShardImage
+                photos.append(load_photo(item, start + i))
                 ok_index.append(i)
             except ImageError as exc:
-                records[i] = error_record(str(path), str(exc))
-        paths = [None if hasattr(batch[i], "open") else str(batch[i]) for i in ok_index]  # no file behind a shard photo
-        results = self.geolocator.locate(images, paths, top_k) if images else []
-        for i, result in zip(ok_index, results):
-            records[i] = image_record(str(batch[i]), result)
+                records[i] = error_record(item_name(item, start + i), str(exc))
+        results = self.geolocator.locate([p.image for p in photos], [p.path for p in photos], top_k) if photos else []
+        for i, photo, result in zip(ok_index, photos, results):
+            records[i] = image_record(photo.name, result)
         for i in range(len(batch)):
             yield records[i]
 
