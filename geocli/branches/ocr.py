@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 
 from geocli.errors import UsageError
-from geocli.ocr import OCR_ENGINES, TextBox, boxes_to_text, build_ocr_engine
+from geocli.ocr import OCR_ENGINES, TextBox, boxes_to_text, build_ocr_engine, rescale_boxes
 from geocli.ocr.cache import OCRCache, cached_reads, engine_key
 from geocli.ocr.embed import TextEmbedder
 from geocli.ocr.engines import engine_for_device
@@ -138,12 +138,15 @@ class OCRBranch(Branch):
         return list(encoder.layer)
 
     def read_boxes(self, images: Sequence[Image.Image]) -> list[list[TextBox]]:
-        """The lines each image shows (after the engine's filters), all images read as one batch."""
+        """The lines each image shows (after the engine's filters), all images read as one batch;
+        boxes in each image's own pixel coordinates (OCR reads a copy capped at ``max_side``)."""
         cap = self.transform()
         capped = [cap(img) for img in images]
         if self.ocr_cache is None:
-            return self.engine.read_batch(capped)
-        return cached_reads(self.ocr_cache, capped, self.engine.read_batch)
+            boxes = self.engine.read_batch(capped)
+        else:
+            boxes = cached_reads(self.ocr_cache, capped, self.engine.read_batch)
+        return [rescale_boxes(b, small.size, img.size) for b, small, img in zip(boxes, capped, images)]
 
     def boxes_to_texts(self, boxes: Sequence[Sequence[TextBox]]) -> list[str]:
         """Each image's text in reading order, cut at ``max_chars`` ('' when nothing was read)."""

@@ -50,9 +50,25 @@ def reading_order(boxes: Sequence[TextBox]) -> list[TextBox]:
     return [b for row in rows for b in sorted(row, key=lambda b: b.top_left[0])]
 
 
-def text_records(boxes: Sequence[TextBox]) -> list[dict]:
-    """What a prediction record shows of the text read: each box's text and confidence."""
-    return [{"text": b.text, "confidence": round(float(b.confidence), 4)} for b in boxes]
+def text_records(boxes: Sequence[TextBox], size: tuple[int, int] | None = None) -> list[dict]:
+    """What a prediction record shows of the text read: each box's text and confidence, and (given
+    the photo's ``size``) its quadrilateral as fractions of the photo's width and height, so a viewer
+    can draw it over the photo at any scale."""
+    records = []
+    for b in boxes:
+        record = {"text": b.text, "confidence": round(float(b.confidence), 4)}
+        if size is not None:
+            record["box"] = [[round(x / size[0], 4), round(y / size[1], 4)] for x, y in b.box]
+        records.append(record)
+    return records
+
+
+def rescale_boxes(boxes: Sequence[TextBox], read: tuple[int, int], photo: tuple[int, int]) -> list[TextBox]:
+    """Boxes read on a resized copy (``read`` size) in the pixel coordinates of the ``photo``."""
+    if tuple(read) == tuple(photo):
+        return list(boxes)
+    sx, sy = photo[0] / read[0], photo[1] / read[1]
+    return [TextBox(tuple((x * sx, y * sy) for x, y in b.box), b.text, b.confidence) for b in boxes]
 
 
 def boxes_to_text(boxes: Sequence[TextBox], sep: str = " ") -> str:

@@ -101,7 +101,7 @@ class CheckpointGeolocator:
         texts = [b.text for b in boxes]
         return {
             "exif": exif.to_dict(), "predictions": predictions, "scene": rec["scene"],
-            "text": text_records(boxes),
+            "text": text_records(boxes, image.size),
             "country_head": rec["country_head"], "country_agreement": rec["country_agreement"],
             "evidence": exif.lines() + _exif_distance(exif, rec["predictions"]) + self._text_lines(texts),
             "reason": None if predictions else "this model has no location head",

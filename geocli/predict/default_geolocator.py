@@ -35,7 +35,7 @@ from geocli.evidence import combine
 from geocli.evidence.exif import ExifInfo, read_exif
 from geocli.evidence.fuse import photo_evidence
 from geocli.evidence.text_hints import text_evidence
-from geocli.ocr import text_records
+from geocli.ocr import rescale_boxes, text_records
 from geocli.predict.record import LocateResult
 
 if TYPE_CHECKING:  # torch and open_clip load only when the visual branch is on
@@ -97,7 +97,9 @@ class DefaultGeolocator:
     def _read_text(self, images: Sequence[Image.Image]) -> list[list]:
         if self.ocr is None:
             return [[] for _ in images]
-        return self.ocr.read_batch([_shrink(img, OCR_MAX_SIDE) for img in images])
+        shrunk = [_shrink(img, OCR_MAX_SIDE) for img in images]
+        return [rescale_boxes(bx, small.size, img.size)
+                for bx, small, img in zip(self.ocr.read_batch(shrunk), shrunk, images)]
 
     def locate(self, images: list[Image.Image], paths: list[str], top_k: int = 5) -> list[LocateResult]:
         """One result per image (see the module docstring); ``paths`` give EXIF (may be None)."""
@@ -121,7 +123,7 @@ class DefaultGeolocator:
         return {
             "exif": exif.to_dict(), "predictions": predictions,
             "scene": visual["scene"] if visual is not None else None,
-            "text": text_records(boxes),
+            "text": text_records(boxes, image.size),
             "scripts": [{"script": s, "share": round(share, 4)} for s, share in ev.scripts],
             "evidence": lines, "reason": None if predictions else self._reason(exif, boxes, visual),
         }
