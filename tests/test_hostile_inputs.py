@@ -160,4 +160,4 @@ def test_json_and_csv_outputs_stay_parseable_with_hostile_names(corpus_run, tmp_
     as_csv = H.run_cli([*PREDICT[:-2], "--format", "csv", "-o", out, *(folder / n for n in names)])
     rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
     assert [Path(r["image"]).name for r in rows] == names and as_csv.code == as_json.code == 1
-    assert [r["ok"] for r in rows] == ["True", "False", "True", "True", "False"]
+    assert [r["ok"] for r in rows] == ["true", "false", "true", "true", "false"]

@@ -17,8 +17,8 @@ from geocli.report.json_out import finite_or_none, strict_json
 WRITERS: Registry[type] = Registry("output format")
 
 CSV_COLUMNS = (
-    "image", "ok", "error", "rank", "lat", "lon", "country", "country_name", "cell", "probability",
-    "scene", "scene_probability", "exif_lat", "exif_lon", "camera", "datetime", "text",
+    "image", "ok", "error", "rank", "lat", "lon", "country", "country_name", "cell", "probability", "source",
+    "scene", "scene_probability", "exif_lat", "exif_lon", "camera", "datetime", "text", "reason",
 )
 
 
@@ -55,16 +55,16 @@ class JsonWriter(JsonlWriter):
 
 
 def csv_rows(record: PredictionRecord) -> list[dict]:
-    """One row per rank (one row with empty rank when there is no prediction)."""
+    """One row per rank (one row with empty rank when there is no prediction); ``ok`` as true/false."""
     exif = record.get("exif") or {}
     gps = exif.get("gps") or {}
     scene = record.get("scene") or {}
     base = {
-        "image": record["image"], "ok": record["ok"], "error": record.get("error") or "",
+        "image": record["image"], "ok": "true" if record["ok"] else "false", "error": record.get("error") or "",
         "scene": scene.get("label", ""), "scene_probability": scene.get("probability", ""),
         "exif_lat": gps.get("lat", ""), "exif_lon": gps.get("lon", ""),
         "camera": exif.get("camera") or "", "datetime": exif.get("datetime") or "",
-        "text": " | ".join(t["text"] for t in record.get("text") or []),
+        "text": " | ".join(t["text"] for t in record.get("text") or []), "reason": record.get("reason") or "",
     }
     preds = record.get("predictions") or [{}]
     return [{**base, **{k: p.get(k, "") for k in CSV_COLUMNS if k in p}} for p in preds]
