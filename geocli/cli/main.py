@@ -25,6 +25,7 @@ COMMANDS = {
     "eval": ("geocli.cli.eval", "eval_command", "Score predictions or a model on a benchmark or manifest."),
     "shards": ("geocli.cli.shards", "shards", "Write a dataset as webdataset tar shards (manifest, benchmark, MP-16 msgpack)."),
     "models": ("geocli.cli.models", "models", "List models and recipes, and whether their weights are here."),
+    "serve": ("geocli.cli.serve", "serve", "A local web viewer and JSON API: drop photos, see guesses and evidence."),
 }
 
 

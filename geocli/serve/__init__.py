@@ -1,0 +1,1 @@
+"""``geocli serve``: a local web viewer and JSON API over one loaded model."""
