@@ -113,6 +113,8 @@ def _place_candidates(ev: Evidence, odds: dict[str, float]) -> list[Candidate]:
 
 
 def _country_candidates(odds: dict[str, float], sources: dict[str, str], placed: set[str]) -> list[Candidate]:
+    if not odds:  # no country evidence: the GeoNames cities (a second to read) are not needed
+        return []
     points, out = country_points(), []
     for code, e in odds.items():
         if code in points:
@@ -122,6 +124,8 @@ def _country_candidates(odds: dict[str, float], sources: dict[str, str], placed:
 
 
 def _clip_candidates(ev: Evidence, odds: dict[str, float]) -> list[Candidate]:
+    if not ev.clip_places and not ev.clip_countries:  # visual branch off
+        return []
     points = country_points()
     out = [Candidate(lat, lon, c, CLIP_ODDS * p * (1 + odds.get(c, 0.0)), "clip") for lat, lon, c, p in ev.clip_places]
     for code, p in sorted(ev.clip_countries.items(), key=lambda kv: -kv[1])[:5]:

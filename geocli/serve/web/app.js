@@ -44,6 +44,8 @@
   async function sendBatch(files) {
     if (!files.length) return;
     const cards = files.map((file) => newCard(file));
+    const results = $("#results"), first = results.firstChild;
+    cards.forEach((card) => results.insertBefore(card, first));  // newest batch on top, in upload order
     const form = new FormData();
     files.forEach((file) => form.append("files", file, file.name));
     $("#status").textContent = `predicting ${files.length} photo(s)…`;
@@ -68,7 +70,6 @@
     card.dataset.index = state.count++;
     $(".name", card).textContent = file.name;
     if (file.type.startsWith("image/")) $(".photo img", card).src = URL.createObjectURL(file);
-    $("#results").prepend(card);
     return card;
   }
 
