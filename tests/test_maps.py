@@ -73,3 +73,15 @@ def test_other_suffixes_are_a_usage_error(tmp_path):
         write_map(RECORDS, tmp_path / "m.svg")
     with pytest.raises(UsageError, match="does not exist"):
         check_map_path(tmp_path / "missing" / "m.html")
+
+
+def test_predict_refuses_a_bad_map_name_before_reading_any_photo(tmp_path, capsys, monkeypatch):
+    import geocli
+    from geocli.cli.main import main
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.jpg")
+    monkeypatch.setattr(geocli, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    for bad, message in ((tmp_path / "m.svg", ".html or .png"), (tmp_path / "no" / "m.html", "does not exist")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["predict", str(tmp_path / "a.jpg"), "--model", "evidence", "--map", str(bad)])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

@@ -131,3 +131,11 @@ def test_loopback_by_default_and_a_warning_for_all_interfaces(monkeypatch):
     assert "warning: listening on 0.0.0.0" in result.output
     quiet = CliRunner().invoke(serve, ["--model", "evidence", "--no-ocr"])
     assert "warning" not in quiet.output and calls[-1]["host"] == "127.0.0.1"
+
+
+def test_tiles_only_from_the_named_server(predictor):
+    settings = ServeSettings("evidence", tiles="https://{s}.tile.example.org/{z}/{x}/{y}.png")
+    with TestClient(create_app(predictor, settings)) as c:
+        assert c.get("/api/models").json()["tiles"] == settings.tiles
+        csp = c.get("/").headers["content-security-policy"]
+    assert "img-src 'self' blob: data: https://*.tile.example.org;" in csp and "script-src 'self';" in csp
