@@ -117,4 +117,4 @@ def _legend(ax, records: list[dict]) -> None:
         handles, labels = [], []
     handles.append(Line2D([], [], linestyle="none"))
     labels.append(f"{len(records)} photo(s); marker area = probability")
-    ax.legend(handles, labels, loc="lower left", fontsize=7, framealpha=0.9)
+    ax.legend(handles, labels, loc="best", fontsize=7, framealpha=0.9)  # where it hides the fewest markers
