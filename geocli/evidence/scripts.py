@@ -22,6 +22,7 @@ _MIXED_CODES = {"Han": {"Hani", "Hans", "Hant", "Jpan"}, "Kana": {"Jpan", "Hira"
 MIN_SHARE = 0.02  # P(script | country) floor: visitors, imports and brand names carry any script
 
 
+@lru_cache(maxsize=8192)  # called per character of ~300k place names when the gazetteer is built
 def script_of(ch: str) -> str | None:
     """The script of one letter ('Latin', 'Cyrillic', 'Han', 'Kana', ...); None for non-letters."""
     if not unicodedata.category(ch).startswith("L"):
