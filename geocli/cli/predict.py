@@ -148,7 +148,8 @@ def _run(predictor, paths, run: RunOptions, interrupt):
             with RunProgress("photos", total=total, enabled=run.progress) as bar:
                 for record in predictor.predict(paths, top_k=run.top_k, batch_size=run.batch_size,
                                                 interrupt=interrupt):
-                    writer.write(record)
+                    with bar.writing(stream):
+                        writer.write(record)
                     n += 1
                     failed += not record["ok"]
                     bar.advance(ok=record["ok"])

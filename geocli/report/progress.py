@@ -1,6 +1,6 @@
 """Progress for long runs (predict, eval, shards): a live bar on stderr, and a one-line summary.
 
-The bar shows only where a person watches: when stderr is a terminal, or when the user asks
+The bar (tqdm) shows only where a person watches: when stderr is a terminal, or when the user asks
 (``--progress``); ``--no-progress`` turns it off. The summary line (items, failures, time) is a
 log line and is always written, so a script's stderr also says what happened.
 
@@ -10,9 +10,10 @@ log line and is always written, so a script's stderr also says what happened.
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from typing import IO
+from typing import IO, Iterator
 
 import click
 
@@ -41,7 +42,7 @@ def summary_line(noun: str, done: int, failed: int, seconds: float) -> str:
 
 
 class RunProgress:
-    """Counts finished items (and failures) of a run; draws a rich bar on stderr when enabled."""
+    """Counts finished items (and failures) of a run; draws a tqdm bar on stderr when enabled."""
 
     def __init__(self, noun: str, total: int | None = None, enabled: bool | None = None,
                  stream: IO[str] | None = None, summary: bool = True) -> None:
@@ -49,15 +50,16 @@ class RunProgress:
         self.stream = stream or sys.stderr
         self.enabled = progress_wanted(enabled, self.stream)
         self.done = self.failed = 0
-        self._bar = self._task = None
+        self._bar = None
         self._start = time.perf_counter()
 
     def __enter__(self) -> "RunProgress":
         self._start = time.perf_counter()
         if self.enabled:
-            self._bar = _rich_bar(self.stream)
-            self._bar.start()
-            self._task = self._bar.add_task(self.noun, total=self.total, failed=0)
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total, desc=self.noun, unit="", file=self.stream, leave=False,
+                             dynamic_ncols=True, postfix={"failed": 0}, mininterval=0.2)
         return self
 
     def advance(self, n: int = 1, ok: bool = True) -> None:
@@ -65,7 +67,21 @@ class RunProgress:
         self.done += n
         self.failed += 0 if ok else n
         if self._bar is not None:
-            self._bar.update(self._task, advance=n, failed=self.failed)
+            self._bar.set_postfix(failed=self.failed, refresh=False)
+            self._bar.update(n)
+
+    @contextlib.contextmanager
+    def writing(self, out: IO[str] | None = None) -> Iterator[None]:
+        """Around a write of results to ``out`` (stdout): where it shares the terminal with the bar,
+        the bar steps aside so the results stay whole; the results still go to ``out``."""
+        out = out or sys.stdout
+        if self._bar is None or not _isatty(out):
+            yield
+            return
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode(file=out):
+            yield
 
     @property
     def seconds(self) -> float:
@@ -73,23 +89,10 @@ class RunProgress:
 
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
-            self._bar.stop()
+            self._bar.close()
         if self.summary and self.done:
             print(f"geocli: {summary_line(self.noun, self.done, self.failed, self.seconds)}",
                   file=self.stream, flush=True)
-
-
-def _rich_bar(stream: IO[str]):
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
-        TimeRemainingColumn
-
-    console = Console(file=stream, force_terminal=True if not _isatty(stream) else None)
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True,
-    )
 
 
 def _isatty(stream: IO[str]) -> bool:
