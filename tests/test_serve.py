@@ -125,11 +125,11 @@ def test_loopback_by_default_and_a_warning_for_all_interfaces(monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
     from geocli.cli.serve import serve
 
-    result = CliRunner().invoke(serve, ["--model", "evidence", "--host", "0.0.0.0", "--no-ocr"])
+    result = CliRunner().invoke(serve, ["--model", "evidence", "--host", "0.0.0.0", "--port", "0", "--no-ocr"])
     assert result.exit_code == 0, result.output
-    assert calls == [{"host": "0.0.0.0", "port": 8000, "log_level": "warning"}]
+    assert calls == [{"host": "0.0.0.0", "port": 0, "log_level": "warning"}]
     assert "warning: listening on 0.0.0.0" in result.output
-    quiet = CliRunner().invoke(serve, ["--model", "evidence", "--no-ocr"])
+    quiet = CliRunner().invoke(serve, ["--model", "evidence", "--port", "0", "--no-ocr"])
     assert "warning" not in quiet.output and calls[-1]["host"] == "127.0.0.1"
 
 
@@ -139,3 +139,19 @@ def test_tiles_only_from_the_named_server(predictor):
         assert c.get("/api/models").json()["tiles"] == settings.tiles
         csp = c.get("/").headers["content-security-policy"]
     assert "img-src 'self' blob: data: https://*.tile.example.org;" in csp and "script-src 'self';" in csp
+
+
+def test_a_taken_port_is_one_line_before_the_model_loads(monkeypatch):
+    import socket
+
+    import geocli
+    from geocli.cli.main import main
+
+    monkeypatch.setattr(geocli, "load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_:
+            main(["serve", "--model", "evidence", "--port", str(port)])
+    assert exit_.value.code == 2

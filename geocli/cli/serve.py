@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import click
 
@@ -16,6 +17,19 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Fail in one line, before the model loads, when the address is taken or not this machine's."""
+    from geocli.errors import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with socket.socket(infos[0][0], socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(infos[0][4])
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _check_tiles(tiles: str | None) -> str | None:
@@ -67,6 +81,7 @@ def serve(model, host, port, top_k, batch_size, max_files, max_mb, no_ocr, devic
     from geocli.serve.app import Limits, ServeSettings, create_app
 
     tiles = _check_tiles(tiles)
+    check_can_listen(host, port)
     if not is_loopback(host):
         log(f"warning: listening on {host}: anyone who can reach this machine can upload photos and read "
             "the results; use --host 127.0.0.1 to keep it local")
