@@ -62,6 +62,7 @@ class Scene(TypedDict):
 class TextRead(TypedDict):
     text: str
     confidence: float
+    box: NotRequired[list[list[float]]]  # 4 corners, fractions of the photo's width and height
 
 
 class ScriptShare(TypedDict):

@@ -21,7 +21,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import UploadFile
 
-from geocli.predict.predictor import BUILTIN_MODELS, error_record
+from geocli.predict.predictor import BUILTIN_MODELS
+from geocli.predict.record import error_record
 from geocli.report.basemap import borders_text, web_asset
 from geocli.serve.batcher import BatchingPredictor
 
