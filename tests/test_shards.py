@@ -183,3 +183,12 @@ def test_a_truncated_or_foreign_shard_is_one_line_naming_it(photos, tmp_path):
     for bad in (cut, tmp_path / "junk.tar"):
         with pytest.raises(GeocliError, match="not a readable tar shard"):
             list(raw_samples([str(bad)]))
+
+
+def test_shards_count_photos_and_failures_in_the_summary_and_a_bar_when_asked(photos, tmp_path):
+    out = tmp_path / "shards"
+    quiet = run("shards", str(photos / "manifest.csv"), "--out", str(out / "a"), "--shard-size", "3")
+    assert "geocli: 7 photos, 1 failed, " in quiet.stderr and "photos:" not in quiet.stderr
+    asked = run("shards", str(photos / "manifest.csv"), "--out", str(out / "b"), "--shard-size", "3", "--progress")
+    assert "photos:" in asked.stderr and "/7 [" in asked.stderr and "geocli: 7 photos, 1 failed, " in asked.stderr
+    assert json.loads(asked.stdout)["samples"] == json.loads(quiet.stdout)["samples"] == 6

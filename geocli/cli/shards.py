@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from geocli.cli.options import add_options, dataset_options
+from geocli.report.progress import progress_option
 
 
 @click.command("shards")
@@ -20,7 +21,8 @@ from geocli.cli.options import add_options, dataset_options
 @click.option("--max-side", type=click.IntRange(16), default=None, help="Shrink larger photos to this longest side (re-encoded as JPEG).")
 @click.option("--seg-root", type=click.Path(file_okay=False), default=None,
               help="Folder of precomputed segmentation maps (NAME with .png) stored as KEY.seg.png.")
-def shards(source, out, root, metadata, msgpack_dir, shard_size, max_side, seg_root):
+@progress_option
+def shards(source, out, root, metadata, msgpack_dir, shard_size, max_side, seg_root, progress):
     """Write SOURCE (a manifest CSV, or a benchmark name with --root/--metadata) as webdataset
     shards: KEY.jpg + KEY.json (lat, lon, country, scene, location_id, original name) [+ KEY.seg.png].
     Prints counts as JSON; bad images are reported and counted, never silently dropped.
@@ -32,13 +34,14 @@ def shards(source, out, root, metadata, msgpack_dir, shard_size, max_side, seg_r
       geocli train --data 'shards/{000000..000009}.tar' --out runs/x
     """
     from geocli.datasets.shard_writer import write_shards
-    from geocli.report.console import log
+    from geocli.report.progress import RunProgress
 
     if (source is None) == (msgpack_dir is None):
         raise click.UsageError("give exactly one of SOURCE (manifest or benchmark) or --msgpack DIR --metadata CSV")
     seg = Path(seg_root) if seg_root else None
     items, settings, total, msgpack_source = _source(source, root, metadata, msgpack_dir, seg)
-    counts = write_shards(items, Path(out), settings, shard_size, max_side, log, total)
+    with RunProgress("photos", total=total, enabled=progress) as bar:
+        counts = write_shards(items, Path(out), settings, shard_size, max_side, bar.log, total, progress=bar)
     summary = {"out": out, "shards": len(list(Path(out).glob("*.tar"))), "samples": counts.samples, "bad": counts.bad,
                "seg_maps": counts.seg_maps, "bad_examples": counts.bad_examples}
     if msgpack_source is not None:

@@ -116,23 +116,33 @@ def _batches(items: Iterable[SourceItem], size: int) -> Iterator[tuple[int, list
 
 
 def write_shards(items: Iterable[SourceItem], out: Path, settings: dict, shard_size: int,
-                 max_side: int | None, log: Callable[[str], None], total: int | None = None) -> ShardCounts:
+                 max_side: int | None, log: Callable[[str], None], total: int | None = None,
+                 progress=None) -> ShardCounts:
     """Write ``items`` into ``out`` in shards of ``shard_size`` source items; shards finished by an
-    earlier run with the same ``settings`` are kept (their items are not read again)."""
+    earlier run with the same ``settings`` are kept (their items are not read again). ``progress``
+    (a ``geocli.report.progress.RunProgress``) counts each shard's samples and bad items."""
     folder = ShardFolder.claim(out, {**settings, "shard_size": shard_size, "max_side": max_side})
     counts, done = ShardCounts(), folder.finished()
     for index, batch in _batches(items, shard_size):
         name = SHARD_FORMAT.format(index)
         if name in done:
             counts.add(ShardCounts(**done[name]))
+            _advance(progress, ShardCounts(**done[name]))
             continue
         shard = write_shard(out, index, batch, max_side, on_bad=lambda reason: log(f"skipped: {reason}"))
         folder.record(name, shard.__dict__)
         counts.add(shard)
+        _advance(progress, shard)
         seen = batch[-1][0] + 1
         log(f"{name}: {shard.samples} samples ({shard.bad} bad); {seen}{f'/{total}' if total else ''} items read")
     folder.record_complete(counts.__dict__)
     return counts
+
+
+def _advance(progress, shard: ShardCounts) -> None:
+    if progress is not None:
+        progress.advance(shard.samples)
+        progress.advance(shard.bad, ok=False)
 
 
 def check_settings_match(recorded: dict, wanted: dict, out: Path) -> None:

@@ -70,6 +70,14 @@ class RunProgress:
             self._bar.set_postfix(failed=self.failed, refresh=False)
             self._bar.update(n)
 
+    def log(self, message: str) -> None:
+        """A log line on stderr that leaves the bar whole (the bar redraws below it)."""
+        line = f"geocli: {message}"
+        if self._bar is not None:
+            self._bar.write(line, file=self.stream)
+        else:
+            print(line, file=self.stream, flush=True)
+
     @contextlib.contextmanager
     def writing(self, out: IO[str] | None = None) -> Iterator[None]:
         """Around a write of results to ``out`` (stdout): where it shares the terminal with the bar,
