@@ -1,6 +1,8 @@
 """Geolocation metrics. Functions return plain dicts; they never print.
 
 Distances use ``geocli.geo.distance.haversine_km`` (R = 6371.0088 km); "within X km" is ``<= X``.
+Every item counts: an item without a guess has distance ``inf`` (``NO_GUESS``) and is a miss at
+every threshold; mean and median km describe the answered items only.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 from geocli.geo.distance import haversine_km
 
 DEFAULT_THRESHOLDS_KM = (1, 25, 200, 750, 2500)
+NO_GUESS = float("inf")  # the distance of an item that has no guess
 
 
 def threshold_key(km: float) -> str:
@@ -28,14 +31,19 @@ def accuracy_within(distances_km, thresholds_km: Sequence[float] = DEFAULT_THRES
 
 
 def distance_summary(distances_km, thresholds_km=DEFAULT_THRESHOLDS_KM) -> dict:
-    """``n``, ``accuracy`` at each threshold, ``mean_km`` and ``median_km``."""
+    """``n`` (every item), ``answered`` (items with a guess) and its share, ``accuracy`` at each
+    threshold over all ``n`` items, ``accuracy_answered`` over the answered ones, and ``mean_km`` /
+    ``median_km`` of the answered ones. Unanswered items carry distance ``NO_GUESS``."""
     d = np.asarray(distances_km, np.float64)
-    empty = d.size == 0
+    answered = d[np.isfinite(d)]
     return {
         "n": int(d.size),
+        "answered": int(answered.size),
+        "answered_share": float(answered.size / d.size) if d.size else None,
         "accuracy": accuracy_within(d, thresholds_km),
-        "mean_km": None if empty else float(d.mean()),
-        "median_km": None if empty else float(np.median(d)),
+        "accuracy_answered": accuracy_within(answered, thresholds_km),
+        "mean_km": float(answered.mean()) if answered.size else None,
+        "median_km": float(np.median(answered)) if answered.size else None,
     }
 
 

@@ -41,9 +41,11 @@ def test_eval_csv_predictions_json_contract(tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert set(out) >= {"dataset", "n", "accuracy", "mean_km", "median_km", "country_accuracy", "per_continent", "missing", "unmatched"}
-    assert out["n"] == 2 and out["missing"] == 1 and out["unmatched"] == 1
-    assert out["accuracy"] == {"1": 0.5, "25": 0.5, "200": 0.5, "750": 0.5, "2500": 1.0}  # Zagreb-Paris ~1090 km
-    assert out["country_accuracy"] == 0.5 and out["per_continent"]["Europe"]["n"] == 2
+    assert out["n"] == 3 and out["answered"] == 2 and out["missing"] == 1 and out["unmatched"] == 1
+    third = pytest.approx(1 / 3)
+    assert out["accuracy"] == {"1": third, "25": third, "200": third, "750": third, "2500": pytest.approx(2 / 3)}
+    assert out["accuracy_answered"] == {"1": 0.5, "25": 0.5, "200": 0.5, "750": 0.5, "2500": 1.0}  # Zagreb-Paris ~1090 km
+    assert out["country_accuracy"] == third and out["per_continent"]["Europe"]["n"] == 2
 
 
 def test_eval_jsonl_from_predict_with_country_ranking(tmp_path):
@@ -56,9 +58,10 @@ def test_eval_jsonl_from_predict_with_country_ranking(tmp_path):
     preds = tmp_path / "p.jsonl"
     preds.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     out = json.loads(run_eval(str(gt), "--predictions", str(preds), "--format", "json", "--thresholds", "100,200").output)
-    assert out["n"] == 1 and out["missing"] == 2
-    assert set(out["accuracy"]) == {"100", "200"} and out["accuracy"]["200"] == 1.0
-    assert out["country_accuracy"] == 0.0 and out["country_topk"]["5"] == 1.0
+    assert out["n"] == 3 and out["answered"] == 1 and out["missing"] == 1 and out["failed"] == 1
+    assert set(out["accuracy"]) == {"100", "200"} and out["accuracy"]["200"] == pytest.approx(1 / 3)
+    assert out["accuracy_answered"]["200"] == 1.0
+    assert out["country_accuracy"] == 0.0 and out["country_topk"]["5"] == pytest.approx(1 / 3)
 
 
 def test_eval_usage_errors_are_one_line(tmp_path):
@@ -77,7 +80,7 @@ def test_eval_table_output(tmp_path):
     gt = dataset_csv(tmp_path)
     preds = write_csv(tmp_path / "p.csv", "image,lat,lon\na.jpg,45.8,16.0\n")
     r = run_eval(str(gt), "--predictions", str(preds))
-    assert r.exit_code == 0 and "Europe" in r.output and "1 of 3 images scored" in r.output
+    assert r.exit_code == 0 and "Europe" in r.output and "3 images scored" in r.output and "1 answered" in r.output
 
 
 @pytest.mark.realdata

@@ -11,8 +11,9 @@ from geocli.report.json_out import strict_json
 @click.command("eval")
 @click.argument("dataset")
 @add_options(dataset_options)
-@click.option("--predictions", type=click.Path(dir_okay=False), default=None,
-              help="Score this file (geocli predict JSON/JSONL/CSV, or a CSV image,lat,lon); runs no model.")
+@click.option("--predictions", type=click.Path(dir_okay=False, allow_dash=True), default=None,
+              help="Score this file (geocli predict JSON/JSONL/CSV, or a CSV image,lat,lon; - reads stdin); "
+                   "runs no model.")
 @click.option("--model", default=None, help="Run this model (checkpoint folder or name from 'geocli models').")
 @click.option("--skip-missing", is_flag=True, help="With --model: leave out images missing from disk.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
@@ -79,8 +80,8 @@ def _run_model(model, manifest, skip_missing, batch_size, progress, options: dic
             bar.advance(ok=record["ok"])
     failed = [r for r in records if not r["ok"]]
     if failed:
-        log(f"{len(failed)} image(s) could not be read and count as missing, e.g. {failed[0]['error']}")
-    return [from_record(r) for r in records if r["ok"]]
+        log(f"{len(failed)} image(s) could not be read and count as misses, e.g. {failed[0]['error']}")
+    return [from_record(r) for r in records]
 
 
 def _emit(result: dict, fmt: str) -> None:

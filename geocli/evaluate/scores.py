@@ -6,7 +6,8 @@ import numpy as np
 from geocli.datasets.manifest import Manifest, manifest_countries
 from geocli.geo.countries import country, country_code_at, country_codes_at
 from geocli.geo.distance import haversine_km
-from geocli.metrics import DEFAULT_THRESHOLDS_KM, distance_summary, per_group_metrics, topk_accuracy
+from geocli.metrics import DEFAULT_THRESHOLDS_KM, NO_GUESS, distance_summary, per_group_metrics, topk_accuracy
+from geocli.evaluate.calibration import calibration_report
 from geocli.evaluate.predictions_file import PredictedImage, from_record, match_to_dataset
 
 
@@ -51,28 +52,51 @@ def evaluate_predictions(
 ) -> dict:
     """The ``geocli eval --format json`` object for ``predictions`` scored on ``manifest``.
 
-    Accuracy covers the ``n`` rows that have a guess; rows without one are counted in ``missing``
-    and predictions naming no dataset image in ``unmatched``.
+    Every dataset row counts: a row without a guess (no record, a record without predictions, an
+    ``ok: false`` record) is a miss at every threshold and for the country. ``answered`` says how
+    many rows have a guess; ``accuracy_answered`` scores those alone.
     """
-    matched, unmatched = match_to_dataset(manifest.images, predictions)
-    rows = sorted(i for i, p in matched.items() if p.guesses)
-    guesses = [matched[i] for i in rows]
-    pred_lat = np.array([g.guesses[0][0] for g in guesses], np.float64)
-    pred_lon = np.array([g.guesses[0][1] for g in guesses], np.float64)
-    distances = haversine_km(manifest.lat[rows], manifest.lon[rows], pred_lat, pred_lon)
-    truth = manifest_countries(manifest.subset(rows))
-    fill_guess_countries(guesses)
-    rankings = [ranked_countries(g, look_up=False) for g in guesses]
+    matched, unmatched, duplicates = match_to_dataset(manifest.images, predictions)
+    preds = [matched.get(i) for i in range(len(manifest))]
+    distances = _distances(manifest, preds)
+    truth = manifest_countries(manifest)
+    fill_guess_countries([p for p in preds if p is not None])
+    rankings = [ranked_countries(p, look_up=False) if p is not None else [] for p in preds]
     result = {"dataset": dataset_name or manifest.source, "n_dataset": len(manifest)}
     result.update(distance_summary(distances, thresholds_km))
     result.update(_country_scores(truth, rankings))
     result["per_continent"] = per_group_metrics(
         [_continent(c) for c in truth], distances, _country_hits(truth, rankings), thresholds_km
     )
-    result["missing"] = len(manifest) - len(rows)
-    result["unmatched"] = len(unmatched)
-    result["unmatched_examples"] = unmatched[:5]
+    result.update(_coverage(preds, duplicates, unmatched))
+    calibration = calibration_report(preds, distances, _country_hits(truth, rankings))
+    if calibration is not None:
+        result["calibration"] = calibration
     return result
+
+
+def _distances(manifest: Manifest, preds: list[PredictedImage | None]) -> np.ndarray:
+    """Distance of each row's top guess; ``NO_GUESS`` where the row has none."""
+    d = np.full(len(preds), NO_GUESS)
+    rows = [i for i, p in enumerate(preds) if p is not None and p.guesses]
+    if rows:
+        lat = np.array([preds[i].guesses[0][0] for i in rows], np.float64)
+        lon = np.array([preds[i].guesses[0][1] for i in rows], np.float64)
+        d[rows] = haversine_km(manifest.lat[rows], manifest.lon[rows], lat, lon)
+    return d
+
+
+def _coverage(preds: list[PredictedImage | None], duplicates: int, unmatched: list[str]) -> dict:
+    """Why rows have no guess: no record (``missing``), an error record (``failed``), a record
+    without guesses (``abstained``); and the records that did not count."""
+    return {
+        "missing": sum(p is None for p in preds),
+        "failed": sum(p is not None and not p.ok for p in preds),
+        "abstained": sum(p is not None and p.ok and not p.guesses for p in preds),
+        "duplicates": duplicates,
+        "unmatched": len(unmatched),
+        "unmatched_examples": unmatched[:5],
+    }
 
 
 def _country_hits(truth, rankings) -> list[bool | None]:
@@ -81,7 +105,7 @@ def _country_hits(truth, rankings) -> list[bool | None]:
 
 def _country_scores(truth, rankings) -> dict:
     topk = topk_accuracy(truth, rankings, ks=(1, 5, 10))
-    scores = {"country_accuracy": topk["1"] if truth else None}
+    scores = {"country_accuracy": topk["1"] if any(t is not None for t in truth) else None}
     if any(len(r) > 1 for r in rankings):
         scores["country_topk"] = topk
     return scores

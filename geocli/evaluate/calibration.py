@@ -1,0 +1,70 @@
+"""Calibration: do stated probabilities match how often the answers are right?
+
+Photos are binned by the probability stated for their top guess (ten equal-width bins); each bin
+shows the mean stated probability beside the share of its photos within ``CALIBRATION_KM`` of the
+truth and the share whose country is right. The expected calibration error (ECE) is the
+photo-weighted mean gap between stated probability and the observed share, over the bins:
+0 for a perfectly calibrated model, up to 1.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+CALIBRATION_KM = 25.0
+N_BINS = 10
+
+
+def bin_index(probabilities, n_bins: int = N_BINS) -> np.ndarray:
+    """Bin of each probability: [0, 0.1) -> 0 ... [0.9, 1.0] -> 9."""
+    p = np.asarray(probabilities, np.float64)
+    return np.minimum((p * n_bins).astype(int), n_bins - 1)
+
+
+def expected_calibration_error(probabilities, hits, n_bins: int = N_BINS) -> float | None:
+    """Photo-weighted mean |stated - observed| over probability bins; None without photos."""
+    p, h = np.asarray(probabilities, np.float64), np.asarray(hits, np.float64)
+    if p.size == 0:
+        return None
+    bins = bin_index(p, n_bins)
+    gaps = [abs(p[bins == b].mean() - h[bins == b].mean()) * np.sum(bins == b) for b in np.unique(bins)]
+    return float(np.sum(gaps) / p.size)
+
+
+def reliability_table(probabilities, near_hits, country_hits, n_bins: int = N_BINS) -> list[dict]:
+    """One row per non-empty bin: its range, photo count, mean stated probability, share within
+    ``CALIBRATION_KM`` and country accuracy (over photos whose true country is known)."""
+    p = np.asarray(probabilities, np.float64)
+    near = np.asarray(near_hits, np.float64)
+    bins = bin_index(p, n_bins)
+    rows = []
+    for b in np.unique(bins):
+        sel = np.flatnonzero(bins == b)
+        countries = [country_hits[i] for i in sel if country_hits[i] is not None]
+        rows.append({"bin": [b / n_bins, (b + 1) / n_bins], "n": int(sel.size),
+                     "stated": float(p[sel].mean()), "within_km": float(near[sel].mean()),
+                     "country": float(np.mean(countries)) if countries else None})
+    return rows
+
+
+def calibration_summary(probabilities, distances_km, country_hits: Sequence[bool | None]) -> dict:
+    """The reliability table and both ECEs (against within-``CALIBRATION_KM`` and the country)."""
+    p = np.asarray(probabilities, np.float64)
+    near = np.asarray(distances_km, np.float64) <= CALIBRATION_KM
+    known = [i for i, c in enumerate(country_hits) if c is not None]
+    return {
+        "n": int(p.size), "within_km": CALIBRATION_KM,
+        "ece_km": expected_calibration_error(p, near),
+        "ece_country": expected_calibration_error(p[known], [country_hits[i] for i in known]),
+        "bins": reliability_table(p, near, list(country_hits)),
+    }
+
+
+def calibration_report(preds: Sequence, distances_km, country_hits: Sequence[bool | None]) -> dict | None:
+    """Calibration of the rows whose top guess states a probability; None when none does."""
+    rows = [i for i, p in enumerate(preds) if p is not None and p.guesses and p.probability is not None]
+    if not rows:
+        return None
+    d = np.asarray(distances_km, np.float64)
+    return calibration_summary([preds[i].probability for i in rows], d[rows], [country_hits[i] for i in rows])
