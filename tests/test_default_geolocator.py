@@ -18,7 +18,7 @@ TINY_CLIP = {
     "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 8, "head_width": 32},
     "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
-KEYS = {"exif", "predictions", "scene", "text", "scripts", "evidence", "reason"}
+KEYS = {"exif", "predictions", "confidence_radius_km", "scene", "text", "scripts", "evidence", "reason"}
 PRED_KEYS = {"rank", "lat", "lon", "country", "country_name", "cell", "probability", "source"}
 
 

@@ -112,3 +112,32 @@ def test_a_stated_probability_out_of_range_is_refused(tmp_path, capsys, p):
     records = [{"image": "p0.jpg", "predictions": [{"rank": 1, "lat": 45.8, "lon": 16.0, "probability": p}]}]
     err = _usage_error(capsys, str(_truth(tmp_path, 1)), "--predictions", str(_jsonl(tmp_path, records)))
     assert "probability" in err
+
+
+# --- the evidence model: weak reads are clues, not locations --------------------------------------
+@pytest.mark.parametrize("text,wrong", [("ALCATRAZ LANDING", "Lansing"), ("FISHERMANS WHARF", "Sherman")])
+def test_dictionary_words_are_not_misread_city_names(text, wrong):
+    from geocli.evidence.gazetteer import default_gazetteer
+
+    assert not [m for m in default_gazetteer().match(text) if m.place.name == wrong]
+
+
+def test_evidence_records_state_a_confidence_radius():
+    from geocli.evidence import combine
+    from geocli.evidence.radius import evidence_radius_km
+    from geocli.geo.distance import HALF_CIRCUMFERENCE_KM
+    from geocli.evidence.fuse import photo_evidence
+    from geocli.ocr.base import make_box
+
+    box = [(0, 0), (10, 0), (10, 5), (0, 5)]
+    ev = photo_evidence(None, [make_box(box, "+385 1 4567 890", 0.95)])
+    ranked = combine.ranked(ev)
+    unknown = 1 - sum(p for _, p in ranked)
+    radius = evidence_radius_km(ranked, unknown)
+    assert ranked[0][0].kind == "country:ocr:hints" and radius is not None
+    # a phone prefix says "Croatia", not a point: 90% of the belief reaches far beyond one city
+    assert radius > 25.0
+    assert evidence_radius_km([], 1.0) is None
+    # the more is left to "unknown" (spread over the world's cities), the wider the radius
+    weak = [(ranked[0][0], 0.2)]
+    assert radius < evidence_radius_km(weak, 0.8) <= HALF_CIRCUMFERENCE_KM

@@ -61,10 +61,22 @@ def calibration_summary(probabilities, distances_km, country_hits: Sequence[bool
     }
 
 
+def radius_coverage(radii_km, distances_km) -> dict:
+    """How often the truth lies within the stated confidence radius (90% if the radius is honest)."""
+    r, d = np.asarray(radii_km, np.float64), np.asarray(distances_km, np.float64)
+    return {"n": int(r.size), "within_radius": float(np.mean(d <= r)) if r.size else None,
+            "median_radius_km": float(np.median(r)) if r.size else None}
+
+
 def calibration_report(preds: Sequence, distances_km, country_hits: Sequence[bool | None]) -> dict | None:
-    """Calibration of the rows whose top guess states a probability; None when none does."""
-    rows = [i for i, p in enumerate(preds) if p is not None and p.guesses and p.probability is not None]
-    if not rows:
-        return None
+    """Calibration of the rows whose top guess states a probability (and of the confidence radius,
+    where records state one); None when no row states either."""
     d = np.asarray(distances_km, np.float64)
-    return calibration_summary([preds[i].probability for i in rows], d[rows], [country_hits[i] for i in rows])
+    rows = [i for i, p in enumerate(preds) if p is not None and p.guesses and p.probability is not None]
+    radii = [i for i, p in enumerate(preds) if p is not None and p.guesses and p.radius_km is not None]
+    if not rows and not radii:
+        return None
+    report = calibration_summary([preds[i].probability for i in rows], d[rows], [country_hits[i] for i in rows])
+    if radii:
+        report["radius"] = radius_coverage([preds[i].radius_km for i in radii], d[radii])
+    return report

@@ -162,6 +162,9 @@ def _csv_record(entries: list[tuple[int, int, dict]], fields: dict[str, str], pa
             _add_guess(item, row[fields["lat"]], row[fields["lon"]], row.get(fields.get("country", ""), None), path, n)
     if item.guesses and "probability" in fields:
         item.probability = _optional_number(first[fields["probability"]], "probability", 0.0, 1.0, path, entries[0][1])
+    if item.guesses and "confidence_radius_km" in fields:
+        item.radius_km = _optional_number(first[fields["confidence_radius_km"]], "confidence_radius_km", 0.0,
+                                          float("inf"), path, entries[0][1])
     return item
 
 

@@ -15,7 +15,9 @@ probability; no clue at all gives no candidate.
 * CLIP zero-shot (when weights are present): city and country candidates with odds proportional to
   CLIP's probabilities, and a bounded factor on the other candidates' countries.
 
-Candidates closer than ``MERGE_KM`` in one country are merged (odds add up).
+Candidates closer than ``MERGE_KM`` in one country are merged (odds add up). Each candidate has a
+*kind* (``place:exact``, ``country:ocr:hints``, ...); the probabilities are then mapped per kind to
+measured frequencies by the fitted curves of ``geocli.evidence.calibration``.
 
 This ranking answers when evidence stands alone. When a visual model gives a distribution over
 locations, the same clues act on it as a likelihood instead (``geocli.evidence.fuse``).
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 from geocli.predict.record import Guess, guess
 from geocli.geo.distance import haversine_km
+from geocli.evidence.calibration import calibrate_all
 from geocli.evidence.gazetteer import Match, country_points
 from geocli.evidence.scripts import script_country_shares, script_likelihood
 from geocli.evidence.text_hints import Hint, spread
@@ -48,6 +51,7 @@ class Candidate:
     country: str | None
     odds: float
     source: str
+    kind: str = ""  # what it claims and from which clue; the calibration is per kind
 
 
 @dataclass
@@ -108,7 +112,8 @@ def _place_candidates(ev: Evidence, odds: dict[str, float]) -> list[Candidate]:
     for m in places:
         support = odds.get(m.place.country, 0.0) + by_country[m.place.country] - PLACE_ODDS * m.score
         p = m.place
-        out.append(Candidate(p.lat, p.lon, p.country, PLACE_ODDS * m.score * (1 + support), "ocr:gazetteer"))
+        kind = "region" if p.kind == "region" else f"place:{'exact' if m.how == 'exact' else 'approximate'}"
+        out.append(Candidate(p.lat, p.lon, p.country, PLACE_ODDS * m.score * (1 + support), "ocr:gazetteer", kind))
     return out
 
 
@@ -119,7 +124,7 @@ def _country_candidates(odds: dict[str, float], sources: dict[str, str], placed:
     for code, e in odds.items():
         if code in points:
             weight = e * (0.5 if code in placed else 1.0)
-            out.append(Candidate(*points[code], code, weight, sources[code]))
+            out.append(Candidate(*points[code], code, weight, sources[code], f"country:{sources[code]}"))
     return out
 
 
@@ -127,10 +132,12 @@ def _clip_candidates(ev: Evidence, odds: dict[str, float]) -> list[Candidate]:
     if not ev.clip_places and not ev.clip_countries:  # visual branch off
         return []
     points = country_points()
-    out = [Candidate(lat, lon, c, CLIP_ODDS * p * (1 + odds.get(c, 0.0)), "clip") for lat, lon, c, p in ev.clip_places]
+    out = [Candidate(lat, lon, c, CLIP_ODDS * p * (1 + odds.get(c, 0.0)), "clip", "clip")
+           for lat, lon, c, p in ev.clip_places]
     for code, p in sorted(ev.clip_countries.items(), key=lambda kv: -kv[1])[:5]:
         if code in points:
-            out.append(Candidate(*points[code], code, 0.5 * CLIP_ODDS * p * (1 + odds.get(code, 0.0)), "clip"))
+            out.append(Candidate(*points[code], code, 0.5 * CLIP_ODDS * p * (1 + odds.get(code, 0.0)), "clip",
+                                 "country:clip"))
     return out
 
 
@@ -141,7 +148,7 @@ def _merge(cands: list[Candidate]) -> list[Candidate]:
         near = next((m for m in merged if m.country == c.country
                      and haversine_km(m.lat, m.lon, c.lat, c.lon) <= MERGE_KM), None)
         if near is None:
-            merged.append(Candidate(c.lat, c.lon, c.country, c.odds, c.source))
+            merged.append(Candidate(c.lat, c.lon, c.country, c.odds, c.source, c.kind))
         else:
             near.odds += c.odds
     return merged
@@ -158,24 +165,30 @@ def candidates(ev: Evidence) -> list[Candidate]:
     if ev.gps is not None:
         from geocli.geo.countries import country_code_at
 
-        cands.append(Candidate(ev.gps[0], ev.gps[1], country_code_at(*ev.gps), EXIF_ODDS, "exif"))
+        cands.append(Candidate(ev.gps[0], ev.gps[1], country_code_at(*ev.gps), EXIF_ODDS, "exif", "exif"))
     return [c for c in _merge(cands) if c.odds >= MIN_ODDS or c.source == "exif"]
 
 
-def _probabilities(cands: list[Candidate], trust_exif: bool) -> list[tuple[Candidate, float]]:
+def _probabilities(cands: list[Candidate], trust_exif: bool, calibrated: bool = True) -> list[tuple[Candidate, float]]:
     total = 1.0 + sum(c.odds for c in cands)
-    probs = [(c, c.odds / total) for c in cands]
-    exif = [c for c in cands if c.source == "exif"]
-    if trust_exif and exif:
-        rest = sum(c.odds for c in cands if c is not exif[0])
-        scale = (1 - TRUSTED_EXIF_PROBABILITY) / (1.0 + rest)
-        probs = [(c, TRUSTED_EXIF_PROBABILITY if c is exif[0] else c.odds * scale) for c in cands]
-    return sorted(probs, key=lambda cp: -cp[1])
+    probs = [c.odds / total for c in cands]
+    if calibrated:
+        probs = calibrate_all([c.kind for c in cands], probs)
+    exif = next((i for i, c in enumerate(cands) if c.source == "exif"), None)
+    if trust_exif and exif is not None:  # the others share what trusted EXIF leaves, in proportion
+        scale = (1 - TRUSTED_EXIF_PROBABILITY) / max(1.0 - probs[exif], 1e-9)
+        probs = [TRUSTED_EXIF_PROBABILITY if i == exif else p * scale for i, p in enumerate(probs)]
+    return sorted(zip(cands, probs), key=lambda cp: -cp[1])
+
+
+def ranked(ev: Evidence, calibrated: bool = True) -> list[tuple[Candidate, float]]:
+    """Every candidate with its probability, best first (``calibrated=False``: the raw odds share)."""
+    return _probabilities(candidates(ev), ev.trust_exif, calibrated)
 
 
 def rank(ev: Evidence, top_k: int) -> tuple[list[Guess], float]:
     """The top ``top_k`` predictions as dicts, and the probability left to "unknown"."""
-    probs = _probabilities(candidates(ev), ev.trust_exif)
+    probs = ranked(ev)
     unknown = max(0.0, 1.0 - sum(p for _, p in probs))
     preds = []
     for i, (c, p) in enumerate(probs[:top_k], start=1):

@@ -13,6 +13,11 @@ meet. Matching, in order of trust:
 * ``partial``: a long token cut off at the end of a long name ('SANFRANCIS');
 * ``fuzzy``: one character wrong, missing or extra, in a long name of a big place.
 
+Partial and fuzzy reads are never tried on a token that is itself a dictionary word ('LANDING' is
+not a misread 'Lansing'), and a joined name may not sit inside a longer dictionary word of its
+token ('FISHERMANSWHARF' holds 'fishermans', not 'Sherman'). How often each kind of read is right is measured, not assumed: the
+combiner's probabilities go through the fitted curves of ``geocli.evidence.calibration``.
+
 False positives are the real danger, so a match's score shrinks for short names, small places,
 names shared by several places (the ambiguity penalty: the score is split by population), names
 that are common English words ('Mobile', 'Split', 'Sale'; from the ``english-words`` package when
@@ -150,11 +155,19 @@ class Gazetteer:
             if len(token) < 9:
                 continue
             for size in range(len(token) - 1, 6, -1):
-                keys = {token[s:s + size] for s in range(len(token) - size + 1)} & self.index.keys()
+                keys = {token[s:s + size] for s in range(len(token) - size + 1)
+                        if token[s:s + size] in self.index and not self._inside_word(token, s, size)}
                 if keys:
                     found += [(i, i + 1, key, "joined") for key in keys]
                     break
         return found
+
+    def _inside_word(self, token: str, start: int, size: int) -> bool:
+        """Whether token[start:start+size] lies inside a longer dictionary word of the token
+        ('sherman' in 'FISHERMANSWHARF' is part of 'fishermans')."""
+        end = start + size
+        return any(token[i:j] in self.common_words
+                   for i in range(start + 1) for j in range(end, len(token) + 1) if j - i >= size + 2)
 
     def _partial(self, chunk: str) -> list[str]:
         if len(chunk) < 8 or chunk in self.common_words:
@@ -169,7 +182,7 @@ class Gazetteer:
         return keys
 
     def _fuzzy(self, chunk: str) -> list[str]:
-        if len(chunk) < 7:
+        if len(chunk) < 7 or chunk in self.common_words:  # 'LANDING' is a word, not 'Lansing' misread
             return []
         keys = set().union(*(self.fuzzy.get(v, set()) for v in _deletes(chunk)))
         return sorted(k for k in keys if k != chunk and _within_one_edit(k, chunk))

@@ -78,3 +78,24 @@ def validate_coordinates(lat, lon) -> np.ndarray | bool:
         return abs(lat) <= 90 and abs(lon) <= 180  # NaN compares false, infinities are out of range
     lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
     return np.isfinite(lat) & np.isfinite(lon) & (np.abs(lat) <= 90) & (np.abs(lon) <= 180)
+
+
+HALF_CIRCUMFERENCE_KM = float(np.pi * EARTH_RADIUS_KM)  # the farthest any point can be
+CONFIDENCE_MASS = 0.9
+
+
+def mass_radius_km(lat: float, lon: float, lats, lons, weights, mass: float = CONFIDENCE_MASS,
+                   total: float | None = None, extent_km=0.0) -> float:
+    """The smallest radius around (lat, lon) holding ``mass`` of a distribution given as weighted
+    points (``total``: the whole distribution's mass, default the weights' sum; mass not among
+    the points is taken to lie farthest away). ``extent_km`` widens each point (a point standing
+    for "within 25 km of here" counts as reached only 25 km further out)."""
+    w = np.asarray(weights, np.float64)
+    d = haversine_km(lat, lon, np.asarray(lats, np.float64), np.asarray(lons, np.float64))
+    d = np.minimum(d + np.asarray(extent_km, np.float64), HALF_CIRCUMFERENCE_KM)
+    total = float(w.sum()) if total is None else float(total)
+    if total <= 0 or w.size == 0:
+        return HALF_CIRCUMFERENCE_KM
+    order = np.argsort(d, kind="stable")
+    reached = np.cumsum(w[order]) >= mass * total * (1 - 1e-9)
+    return float(d[order][np.argmax(reached)]) if reached.any() else HALF_CIRCUMFERENCE_KM

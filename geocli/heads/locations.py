@@ -1,5 +1,6 @@
 """Head outputs -> the model's part of a prediction record (``geocli.predict.record``): ranked
-``predictions``, the ``country_head`` ranking, the ``scene`` and the ``country_agreement``.
+``predictions``, the ``confidence_radius_km`` (90% of a geocell head's probability around guess 1),
+the ``country_head`` ranking, the ``scene`` and the ``country_agreement``.
 
 Locations come from one head (``PredictConfig.location_head``, else the first present of
 ``LOCATION_HEADS``); each location's country is looked up at its coordinate. The country head's own
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from geocli.errors import UsageError
-from geocli.geo.distance import mean_coordinate, pairwise_haversine_km
+from geocli.geo.distance import mass_radius_km, mean_coordinate, pairwise_haversine_km
 from geocli.predict.record import CountryScore, LocateResult, Scene, agreement, country_score, guess
 
 LOCATION_HEADS = ("geocell", "gallery", "retrieval", "grid_regression", "regression", "country")
@@ -35,7 +36,21 @@ def to_records(model, outputs: dict, top_k: int | None = None) -> list[LocateRes
     locations = _locations(model, source, outputs["heads"][source], k) if source else [[] for _ in range(batch)]
     countries = _country_ranking(model, outputs["heads"], k, batch)
     scenes = _scenes(model, outputs["heads"], batch)
-    return [_record(locations[i], countries[i], scenes[i], source) for i in range(batch)]
+    radii = _radii(model, source, outputs["heads"][source], locations) if source else [None] * batch
+    records = [_record(locations[i], countries[i], scenes[i], source) for i in range(batch)]
+    return [{**rec, "confidence_radius_km": radius} for rec, radius in zip(records, radii)]
+
+
+def _radii(model, source: str, out: dict, locations: list[list[tuple]]) -> list[float | None]:
+    """Per sample, the radius around its top guess holding 90% of the head's probability mass
+    (geocell heads: the finest cells' probabilities at their member means); None for heads that
+    state no distribution over places."""
+    if source != "geocell":
+        return [None] * len(locations)
+    finest = model.heads[source].hierarchy.finest
+    probs = model.heads[source].probabilities(out)
+    return [round(mass_radius_km(loc[0][0], loc[0][1], finest.means[:, 0], finest.means[:, 1], p), 1) if loc else None
+            for p, loc in zip(probs, locations)]
 
 
 def _record(locations: list[tuple], countries: list[CountryScore] | None, scene: Scene | None,

@@ -95,12 +95,13 @@ class CheckpointGeolocator:
 
     def _record(self, rec: dict, image: Image.Image, path: str | None, boxes: list, top_k: int) -> LocateResult:
         exif = read_exif(path, image)
-        predictions = rec["predictions"]
-        if self.trust_exif and exif.gps:
-            predictions = _exif_first(exif, predictions, top_k)
+        predictions, radius = rec["predictions"], rec.get("confidence_radius_km")
+        if self.trust_exif and exif.gps:  # a GPS tag is a point, trusted at 0.99
+            predictions, radius = _exif_first(exif, predictions, top_k), 0.0
         texts = [b.text for b in boxes]
         return {
-            "exif": exif.to_dict(), "predictions": predictions, "scene": rec["scene"],
+            "exif": exif.to_dict(), "predictions": predictions, "confidence_radius_km": radius,
+            "scene": rec["scene"],
             "text": text_records(boxes, image.size),
             "country_head": rec["country_head"], "country_agreement": rec["country_agreement"],
             "evidence": exif.lines() + _exif_distance(exif, rec["predictions"]) + self._text_lines(texts),

@@ -15,7 +15,8 @@ API::
     for line in geo.status_lines(): print(line, file=sys.stderr)
 
 Each result is a ``geocli.predict.record.LocateResult`` with ``scripts``, ``evidence`` and
-``reason``; guesses come from exif, ocr:gazetteer, ocr:hints, ocr:script or clip, and the scene
+``reason`` and a ``confidence_radius_km``; guesses come from exif, ocr:gazetteer, ocr:hints,
+ocr:script or clip, and the scene
 (indoor / natural / urban) from CLIP.
 
 Probabilities sum to at most 1; the remainder (stated in ``evidence``) is "unknown". A photo
@@ -34,6 +35,7 @@ from geocli.errors import GeocliError
 from geocli.evidence import combine
 from geocli.evidence.exif import ExifInfo, read_exif
 from geocli.evidence.fuse import photo_evidence
+from geocli.evidence.radius import evidence_radius_km
 from geocli.evidence.text_hints import text_evidence
 from geocli.ocr import rescale_boxes, text_records
 from geocli.predict.record import LocateResult
@@ -117,11 +119,12 @@ class DefaultGeolocator:
         if visual is not None:
             ev.clip_countries, ev.clip_places = visual["countries"], visual["places"]
         predictions, unknown = combine.rank(ev, top_k)
+        radius = evidence_radius_km(combine.ranked(ev), unknown)
         lines = self._evidence_lines(exif, boxes, ev, visual)
         if predictions:
             lines.append(f"probability left to 'unknown': {unknown:.2f}")
         return {
-            "exif": exif.to_dict(), "predictions": predictions,
+            "exif": exif.to_dict(), "predictions": predictions, "confidence_radius_km": radius,
             "scene": visual["scene"] if visual is not None else None,
             "text": text_records(boxes, image.size),
             "scripts": [{"script": s, "share": round(share, 4)} for s, share in ev.scripts],

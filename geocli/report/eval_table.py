@@ -76,6 +76,11 @@ def eval_tables(result: dict) -> list:
         k = result["country_topk"]
         notes.append(f"country top-1/5/10: {_pct(k['1'])} / {_pct(k['5'])} / {_pct(k['10'])} %")
     parts = [overall, continents, *notes]
-    if "calibration" in result:
-        parts.append(_calibration_table(result["calibration"]))
+    cal = result.get("calibration")
+    if cal and cal["n"]:
+        parts.append(_calibration_table(cal))
+    if cal and "radius" in cal:
+        r = cal["radius"]
+        parts.append(f"truth within the stated 90% confidence radius: {_pct(r['within_radius'])}% of {r['n']} "
+                     f"(median radius {_km(r['median_radius_km'])} km)")
     return parts

@@ -4,6 +4,8 @@ from __future__ import annotations
 from rich.table import Table
 from rich.text import Text
 
+from geocli.geo.distance import HALF_CIRCUMFERENCE_KM
+
 
 def _coord(lat: float, lon: float) -> str:
     return f"{abs(lat):.4f}°{'N' if lat >= 0 else 'S'} {abs(lon):.4f}°{'E' if lon >= 0 else 'W'}"
@@ -21,12 +23,21 @@ def _guess_table(record: dict) -> Table:
     for p in record["predictions"]:
         country = f"{p.get('country') or '—'} {p.get('country_name') or ''}".strip()
         table.add_row(str(p["rank"]), country, _coord(p["lat"], p["lon"]), p.get("cell") or "",
-                      f"{100 * p['probability']:.1f}%", p.get("source", ""))
+                      _percent(p.get("probability")), p.get("source", ""))
     return table
 
 
+def _radius_line(record: dict) -> list[str]:
+    radius = record.get("confidence_radius_km")
+    if radius is None or not record.get("predictions"):
+        return []
+    if radius >= HALF_CIRCUMFERENCE_KM:
+        return ["90% confidence radius: the whole Earth (most of the probability is left to 'unknown')"]
+    return [f"90% confidence radius: {radius:,.0f} km around guess 1"]
+
+
 def _evidence_lines(record: dict) -> list[str]:
-    lines = []
+    lines = _radius_line(record)
     exif = record.get("exif") or {}
     evidence = record.get("evidence") or []
     if exif.get("gps") and not any(line.startswith("EXIF GPS") for line in evidence):

@@ -18,7 +18,8 @@ WRITERS: Registry[type] = Registry("output format")
 
 CSV_COLUMNS = (
     "image", "ok", "error", "rank", "lat", "lon", "country", "country_name", "cell", "probability", "source",
-    "scene", "scene_probability", "exif_lat", "exif_lon", "camera", "datetime", "text", "reason",
+    "confidence_radius_km", "scene", "scene_probability", "exif_lat", "exif_lon", "camera", "datetime", "text",
+    "reason",
 )
 
 
@@ -61,6 +62,7 @@ def csv_rows(record: PredictionRecord) -> list[dict]:
     scene = record.get("scene") or {}
     base = {
         "image": record["image"], "ok": "true" if record["ok"] else "false", "error": record.get("error") or "",
+        "confidence_radius_km": "" if record.get("confidence_radius_km") is None else record["confidence_radius_km"],
         "scene": scene.get("label", ""), "scene_probability": scene.get("probability", ""),
         "exif_lat": gps.get("lat", ""), "exif_lon": gps.get("lon", ""),
         "camera": exif.get("camera") or "", "datetime": exif.get("datetime") or "",
