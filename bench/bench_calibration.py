@@ -148,6 +148,8 @@ def main() -> None:
     parser.add_argument("--check", default="sf-nogps,croatia")
     parser.add_argument("--model", default=None, help="also score this checkpoint on the check sets")
     parser.add_argument("--ocr-cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--cached-only", action="store_true",
+                        help="use only the photos whose OCR read is cached (the others are left out, and counted)")
     args = parser.parse_args()
     from geocli.evidence.calibration import load_curves
 
@@ -156,6 +158,10 @@ def main() -> None:
     data = {}
     for name in names:
         photos = labelled_photos(name)
+        if args.cached_only:
+            kept = cache.cached(photos)
+            print(f"{name}: {len(kept)} of {len(photos)} photos have a cached OCR read (--cached-only)")
+            photos = kept
         data[name] = run_evidence(photos, cache.boxes(photos, log=lambda s: print(s, file=sys.stderr)))
     curves = fit(data[args.fit_on], args.fit_on) if args.fit else load_curves()
     for name in names:

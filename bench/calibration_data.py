@@ -63,6 +63,10 @@ class OcrCache:
         tmp.write_text(json.dumps(self.entries))
         os.replace(tmp, self.path)
 
+    def cached(self, photos: list[Photo]) -> list[Photo]:
+        """The photos whose OCR read is already in the cache."""
+        return [p for p in photos if _digest(p.path) in self.entries]
+
     def boxes(self, photos: list[Photo], log=print) -> list[list]:
         """The boxes of each photo, reading (and caching) those not seen before."""
         from geocli.ocr.base import make_box

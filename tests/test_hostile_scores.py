@@ -141,3 +141,24 @@ def test_evidence_records_state_a_confidence_radius():
     # the more is left to "unknown" (spread over the world's cities), the wider the radius
     weak = [(ranked[0][0], 0.2)]
     assert radius < evidence_radius_km(weak, 0.8) <= HALF_CIRCUMFERENCE_KM
+
+
+def test_a_one_letter_off_famous_city_is_a_clue_not_a_location():
+    """'OLD SHABGHAI' read on a San Francisco shop front gave Shanghai at 53.6%."""
+    from geocli.evidence import combine
+    from geocli.evidence.calibration import load_curves
+    from geocli.evidence.fuse import photo_evidence
+    from geocli.ocr.base import make_box
+
+    ev = photo_evidence(None, [make_box([(0, 0), (10, 0), (10, 5), (0, 5)], "OLD SHABGHAI", 0.95)])
+    cand, p = combine.ranked(ev)[0]
+    raw = combine.ranked(ev, calibrated=False)[0][1]
+    assert cand.kind == "place:approximate" and "place:approximate" in load_curves()
+    assert p < raw and p < 0.35
+
+
+def test_eval_checks_the_stated_confidence_radius(tmp_path):
+    records = [{**_record(i, lat=45.8 if i < 9 else 47.0), "confidence_radius_km": 50.0} for i in range(10)]
+    out = _eval(str(_truth(tmp_path, 10)), "--predictions", str(_jsonl(tmp_path, records)))
+    assert out["calibration"]["radius"] == {"n": 10, "within_radius": 0.9, "median_radius_km": 50.0}
+    assert out["calibration"]["n"] == 0  # no stated probabilities: no reliability bins

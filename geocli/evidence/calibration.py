@@ -91,7 +91,7 @@ def _fit_one(p: np.ndarray, hits: np.ndarray, prior: np.ndarray | None) -> np.nd
 
     start = prior if prior is not None else np.array([1.0, 0.0])
     result = minimize(_nll, start, args=(_logit(p), hits.astype(np.float64), prior), method="L-BFGS-B",
-                      bounds=[(0.05, 3.0), (-8.0, 8.0)])
+                      bounds=[(0.25, 1.0), (-8.0, 8.0)])
     return result.x
 
 

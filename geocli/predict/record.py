@@ -92,6 +92,7 @@ class LocateResult(TypedDict):
     country_agreement: NotRequired[Optional[CountryAgreement]]
     evidence: NotRequired[list[str]]
     reason: NotRequired[Optional[str]]
+    confidence_radius_km: NotRequired[Optional[float]]  # around guess 1, holding 90% of the probability
 
 
 class PredictionRecord(LocateResult):
