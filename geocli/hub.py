@@ -110,11 +110,13 @@ def fetch(what: str, load: Callable[[], T], hint: str) -> T:
         ) from None
 
 
-def cache_dir(*parts: str) -> Path:
-    """geocli's own cache folder: ``$GEOCLI_CACHE`` or ``~/.cache/geocli`` (created on demand)."""
+def cache_dir(*parts: str, create: bool = True) -> Path:
+    """geocli's own cache folder: ``$GEOCLI_CACHE`` or ``~/.cache/geocli`` (created on demand,
+    unless ``create`` is False: then the caller creates it and copes when it cannot)."""
     root = os.environ.get("GEOCLI_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "geocli")
     path = Path(root, *parts)
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 

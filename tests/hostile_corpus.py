@@ -180,7 +180,8 @@ def valid_cases() -> list[Case]:
         Case("palette.gif", "palette GIF", _saver(lambda: _rgb().convert("P"), "GIF")),
         Case("animated.gif", "animated GIF (3 frames)", _animated),
         Case("one_pixel.png", "1x1 image", _saver(lambda: Image.new("RGB", (1, 1), "blue"), "PNG")),
-        Case("sliver.png", "1x3000 sliver", _saver(lambda: Image.new("RGB", (1, 3000), "green"), "PNG")),
+        Case("panorama.png", "24:1 panorama (the widest aspect ratio taken)",
+             _saver(lambda: Image.new("RGB", (480, 20), "green"), "PNG")),
         Case("lossy.webp", "WebP", _saver(_rgb, "WEBP")),
         Case("alpha.webp", "WebP with alpha", _saver(_rgba, "WEBP")),
         Case("plain.tiff", "RGB TIFF", _saver(_rgb, "TIFF")),
@@ -242,6 +243,12 @@ def broken_cases() -> list[Case]:
              _writer(lambda: png_claiming(11_000, 11_000)), error=r"^image too large"),
         Case("bomb.gif", "GIF screen claiming 65535x65535", _writer(lambda: gif_claiming(65535, 65535)),
              error=r"^image too large"),
+        Case("sliver.png", "1x3000 sliver", _saver(lambda: Image.new("RGB", (1, 3000), "green"), "PNG"),
+             error=r"^extreme aspect ratio \(1x3000, limit 24:1\)"),
+        Case("sliver_65500.png", "1x65,500 PNG of a few hundred bytes (resizing its short side would need ~18 GB)",
+             _saver(lambda: Image.new("RGB", (1, 65_500), "green"), "PNG"), error=r"^extreme aspect ratio"),
+        Case("wide_sliver.png", "65,500x2 PNG", _saver(lambda: Image.new("RGB", (65_500, 2), "green"), "PNG"),
+             error=r"^extreme aspect ratio"),
     ]
 
 

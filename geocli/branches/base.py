@@ -60,10 +60,7 @@ class Preprocess:
 
     def _resize(self):
         """Short side to ``image_size / crop_pct`` (timm's eval resize), before any crop."""
-        from torchvision import transforms as T
-
-        size = int(round(self.image_size / self.crop_pct))
-        return T.Resize(size, interpolation=T.InterpolationMode(self.interpolation))
+        return ShortSideResize(int(round(self.image_size / self.crop_pct)), self.interpolation)
 
     def _to_tensor(self):
         from torchvision import transforms as T
@@ -98,6 +95,24 @@ class Preprocess:
 
         resize, crops, tail = self._resize(), T.FiveCrop(self.image_size), self._to_tensor()
         return lambda image: [tail(crop) for crop in crops(resize(image))]
+
+
+class ShortSideResize:
+    """torchvision's ``Resize(side)`` for PIL images, but bounded: an output over
+    ``images.MAX_RESIZED_PIXELS`` is refused with an ``ImageError`` instead of allocated."""
+
+    def __init__(self, side: int, interpolation: str = "bicubic") -> None:
+        self.side, self.interpolation = side, interpolation
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms import functional as F
+
+        from geocli.images import check_resize, short_side_size
+
+        width, height = short_side_size(image.size, self.side)
+        check_resize(image.size, (width, height))
+        return F.resize(image, [height, width], interpolation=InterpolationMode(self.interpolation))
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

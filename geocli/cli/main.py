@@ -2,11 +2,15 @@
 so ``geocli --help`` stays fast.
 
 Exit codes: 0 all went well; 1 some items failed (each has an error record); 2 usage or input
-error (a one-line message on stderr, no traceback).
+error (a one-line message on stderr, no traceback); 70 an internal error (a bug: one line, and
+``GEOCLI_DEBUG=1`` shows its traceback); 130 / 143 interrupted by Ctrl-C / SIGTERM; 141 the
+reader of stdout went away (``| head``).
 """
 from __future__ import annotations
 
 import importlib
+import io
+import os
 import sys
 
 import click
@@ -16,7 +20,10 @@ from geocli.errors import GeocliError
 from geocli.report.output_file import FULL_DISK_ERRNOS
 
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
+DEBUG_ENV = "GEOCLI_DEBUG"
 
 # name -> (module, function, one-line help)
 COMMANDS = {
@@ -51,25 +58,111 @@ def cli():
     """Where was this photo taken? Predict, train and evaluate photo geolocation models."""
 
 
-def main(argv=None) -> None:
-    """Console entry point: user errors become one line on stderr and exit code 2."""
+class ClosedStdout(io.TextIOBase):
+    """Stands in for a closed stdout (``>&-``): writing results there is a usage error, not a crash."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        from geocli.errors import UsageError
+
+        raise UsageError("stdout is closed: nowhere to write results (name a file with -o)")
+
+
+def _prepare_streams() -> None:
+    """A closed stdout raises a usage error when written; a closed stderr swallows logs (so they
+    never land in stdout, which ``print(file=None)`` would do); bytes of non-UTF-8 file names go
+    out as they came in."""
+    if sys.stdout is None:
+        sys.stdout = ClosedStdout()
+    elif hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")
+
+
+def _say(message: str) -> None:
+    from geocli.report.terminal import printable
+
+    try:
+        print(f"geocli: {printable(' '.join(str(message).split()))}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass  # stderr itself is gone: the exit code is all that is left
+
+
+def _show_click_error(exc: click.ClickException) -> None:
+    """Click's usage message and hint, with what the user typed escaped like every other output."""
+    from geocli.report.terminal import printable
+
+    buf = io.StringIO()
+    exc.show(file=buf)
+    try:
+        for line in buf.getvalue().rstrip("\n").split("\n"):
+            print(printable(line), file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point fd 1 at /dev/null so the interpreter's final flush stays quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
+def _internal_error(exc: BaseException) -> None:
+    where = exc.__traceback__
+    while where is not None and where.tb_next is not None:
+        where = where.tb_next
+    place = f" at {os.path.basename(where.tb_frame.f_code.co_filename)}:{where.tb_lineno}" if where else ""
+    _say(f"internal error: {type(exc).__name__}: {exc}{place}; this is a bug in geocli -- "
+         f"rerun with {DEBUG_ENV}=1 for the traceback and report it")
+
+
+def run(argv=None) -> int:
+    """Run the CLI and return its exit code; every failure becomes one line on stderr."""
+    from geocli.interrupt import interrupted_exit_code
+
     try:
         code = cli.main(args=argv, prog_name="geocli", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("geocli: interrupted", err=True)
-        code = EXIT_INTERRUPTED
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _say("interrupted")
+        return interrupted_exit_code()
     except click.ClickException as exc:
-        exc.show()
-        code = EXIT_USAGE
+        _show_click_error(exc)
+        return EXIT_USAGE
     except GeocliError as exc:
-        click.echo(f"geocli: error: {' '.join(str(exc).split())}", err=True)  # one line, always
-        code = EXIT_USAGE
-    except KeyboardInterrupt:
-        click.echo("geocli: interrupted", err=True)
-        code = EXIT_INTERRUPTED
-    except OSError as exc:
-        if exc.errno not in FULL_DISK_ERRNOS:
+        _say(f"error: {exc}")
+        return EXIT_USAGE
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        if isinstance(exc, OSError) and exc.errno in FULL_DISK_ERRNOS:
+            _say(f"error: cannot write the results: {exc.strerror or exc}")
+            return EXIT_USAGE
+        if os.environ.get(DEBUG_ENV):
             raise
-        click.echo(f"geocli: error: cannot write the results: {exc.strerror or exc}", err=True)
-        code = EXIT_USAGE
-    sys.exit(code if isinstance(code, int) else EXIT_OK)
+        _internal_error(exc)
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else EXIT_OK
+
+
+def main(argv=None) -> None:
+    """Console entry point: user errors become one line on stderr and exit code 2."""
+    _prepare_streams()
+    try:
+        code = run(argv)
+    except SystemExit as exc:  # a command's own sys.exit(...)
+        code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = EXIT_BROKEN_PIPE
+    except (OSError, ValueError):
+        pass
+    sys.exit(code)

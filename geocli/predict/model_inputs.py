@@ -5,8 +5,9 @@ normalised crops, the seg branch its rendered segmentation map (rendered once pe
 cropped like the pixels), the OCR branch its text embedding plus ``has_text``. With five-crop TTA
 every photo becomes five adjacent rows; inputs that do not depend on the crop (OCR) are repeated.
 Frozen pixel branches outside a TransLocator pair can take their vectors from the embedding cache
-(single view only: crops are not cached), keyed exactly as training keys them; with the cache on,
-what OCR read is kept too (``geocli.ocr.cache``), so a re-run reads no text twice.
+(single view only: crops are not cached), keyed exactly as training keys them: by the hash of the
+bytes each photo was decoded from (images made elsewhere, without that hash, are always encoded);
+with the cache on, what OCR read is kept too (``geocli.ocr.cache``), so a re-run reads no text twice.
 """
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from PIL import Image
 from geocli.branches.base import Preprocess
 from geocli.errors import UsageError
 from geocli.segmentation import MapRenderer
-from geocli.embedding_cache import EmbeddingCache, branch_cache, cached_embeddings
+from geocli.embedding_cache import EmbeddingCache, branch_cache, image_embeddings
+from geocli.images import content_key
 
 
 @dataclass
@@ -80,10 +82,10 @@ class ModelInputs:
 
     def build(self, images: Sequence[Image.Image], paths: Sequence[str | None]) -> ModelBatch:
         device = self.model.device
-        batch = ModelBatch({}, self.views, from_cache=bool(self.caches) and all(paths))
+        batch = ModelBatch({}, self.views, from_cache=bool(self.caches) and all(content_key(i) for i in images))
         for name, views in self.pixels.items():
             if batch.from_cache and name in self.caches:
-                batch.inputs[name] = self._cached(name, images, paths).to(device)
+                batch.inputs[name] = self._cached(name, images).to(device)
                 continue
             sources = self.renderers[name].render_maps(images, paths) if name in self.renderers else images
             batch.inputs[name] = torch.stack([t for img in sources for t in views(img)]).to(device)
@@ -91,15 +93,9 @@ class ModelInputs:
             batch.inputs[self.ocr], batch.boxes = self._text(images)
         return batch
 
-    def _cached(self, name: str, images, paths) -> torch.Tensor:
+    def _cached(self, name: str, images) -> torch.Tensor:
         module = self.model.branches[name]
-        by_path = dict(zip(paths, images))
-
-        def encode(chunk: list[str]):
-            return module.encode_images([by_path[p] for p in chunk]), None
-
-        emb, _ = cached_embeddings(self.caches[name], list(paths), encode, batch_size=len(paths))
-        return emb
+        return image_embeddings(self.caches[name], list(images), lambda chunk: (module.encode_images(chunk), None))
 
     def _text(self, images) -> tuple[dict, list[list]]:
         """The OCR branch's input ({"text_emb", "has_text"}, repeated per view) and the boxes read."""

@@ -68,11 +68,29 @@ class Predictor:
                 ok_index.append(i)
             except ImageError as exc:
                 records[i] = error_record(item_name(item, start + i), str(exc))
-        results = self.geolocator.locate([p.image for p in photos], [p.path for p in photos], top_k) if photos else []
+        results = self._locate([p.image for p in photos], [p.path for p in photos], [p.name for p in photos], top_k)
         for i, photo, result in zip(ok_index, photos, results):
-            records[i] = image_record(photo.name, result)
+            records[i] = result if result.get("ok") is False else image_record(photo.name, result)
         for i in range(len(batch)):
             yield records[i]
+
+    def _locate(self, images: list, paths: list, names: list[str], top_k: int) -> list:
+        """The geolocator's results for the batch; when one photo fails (an ``ImageError`` from a
+        bounded resize, say), each photo on its own, so only that one gets an error record."""
+        if not images:
+            return []
+        try:
+            return self.geolocator.locate(images, paths, top_k)
+        except ImageError as exc:
+            if len(images) == 1:
+                return [error_record(names[0], str(exc))]
+        out = []
+        for image, path, name in zip(images, paths, names):
+            try:
+                out.extend(self.geolocator.locate([image], [path], top_k))
+            except ImageError as exc:
+                out.append(error_record(name, str(exc)))
+        return out
 
 
 def load_geolocator(model: str | None = None, **options) -> Predictor:

@@ -22,5 +22,7 @@ def _console(stream, soft_wrap: bool):
 
 
 def log(message: str) -> None:
-    """One line for the user on stderr."""
-    print(f"geocli: {message}", file=sys.stderr, flush=True)
+    """One line for the user on stderr, whatever ``message`` carries from file names or EXIF."""
+    from geocli.report.terminal import printable
+
+    print(f"geocli: {printable(message)}", file=sys.stderr, flush=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from geocli.report.terminal import text
+
 
 def _pct(v) -> str:
     return "-" if v is None or v != v else f"{100 * v:.1f}"
@@ -13,7 +15,7 @@ def _km(v) -> str:
 
 
 def _accuracy_table(title: str, rows: dict[str, dict], thresholds: list[str]) -> Table:
-    table = Table(title=f"{title} — % within N km; median, mean in km (answered); country %",
+    table = Table(title=text(f"{title} — % within N km; median, mean in km (answered); country %"),
                   title_justify="left")
     table.add_column("", no_wrap=True)
     table.add_column("n", justify="right")
@@ -25,7 +27,8 @@ def _accuracy_table(title: str, rows: dict[str, dict], thresholds: list[str]) ->
     table.add_column("country", justify="right")
     for name, r in rows.items():
         cells = [_pct(r["accuracy"][t]) for t in thresholds]
-        table.add_row(str(name), str(r["n"]), str(r["answered"]), *cells, _km(r["median_km"]), _km(r["mean_km"]), _pct(r.get("country_accuracy")))
+        row = (name, r["n"], r["answered"], *cells, _km(r["median_km"]), _km(r["mean_km"]), _pct(r.get("country_accuracy")))
+        table.add_row(*(text(c) for c in row))
     return table
 
 
@@ -75,12 +78,12 @@ def eval_tables(result: dict) -> list:
     if "country_topk" in result:
         k = result["country_topk"]
         notes.append(f"country top-1/5/10: {_pct(k['1'])} / {_pct(k['5'])} / {_pct(k['10'])} %")
-    parts = [overall, continents, *notes]
+    parts = [overall, continents, *(text(n) for n in notes)]
     cal = result.get("calibration")
     if cal and cal["n"]:
         parts.append(_calibration_table(cal))
     if cal and "radius" in cal:
         r = cal["radius"]
-        parts.append(f"truth within the stated 90% confidence radius: {_pct(r['within_radius'])}% of {r['n']} "
-                     f"(median radius {_km(r['median_radius_km'])} km)")
+        parts.append(text(f"truth within the stated 90% confidence radius: {_pct(r['within_radius'])}% of {r['n']} "
+                     f"(median radius {_km(r['median_radius_km'])} km)"))
     return parts

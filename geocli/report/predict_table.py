@@ -1,8 +1,13 @@
-"""Rich rendering of one ``geocli predict`` record: guesses, scene, evidence."""
+"""Rich rendering of one ``geocli predict`` record: guesses, scene, evidence.
+
+Everything taken from the record (the file name, places, OCR text, evidence) goes through
+``terminal.text``: shown escaped and literal, never as control sequences or rich markup.
+"""
 from __future__ import annotations
 
 from rich.table import Table
-from rich.text import Text
+
+from geocli.report.terminal import text
 
 from geocli.geo.distance import HALF_CIRCUMFERENCE_KM
 
@@ -16,14 +21,15 @@ def _percent(probability: float | None) -> str:
 
 
 def _guess_table(record: dict) -> Table:
-    table = Table(title=record["image"], title_justify="left", title_style="bold", expand=False)
+    table = Table(title=text(record["image"]), title_justify="left", title_style="bold", expand=False)
     for name, justify in (("#", "right"), ("country", "left"), ("lat, lon", "left"), ("cell", "left"),
                           ("prob", "right"), ("from", "left")):
         table.add_column(name, justify=justify, no_wrap=name != "from")
     for p in record["predictions"]:
         country = f"{p.get('country') or '—'} {p.get('country_name') or ''}".strip()
-        table.add_row(str(p["rank"]), country, _coord(p["lat"], p["lon"]), p.get("cell") or "",
-                      _percent(p.get("probability")), p.get("source", ""))
+        cells = (p["rank"], country, _coord(p["lat"], p["lon"]), p.get("cell") or "",
+                 _percent(p.get("probability")), p.get("source", ""))
+        table.add_row(*(text(c) for c in cells))
     return table
 
 
@@ -56,9 +62,9 @@ def _evidence_lines(record: dict) -> list[str]:
 def render_record(record: dict) -> list:
     """Renderables for one image: an error line, or the guess table plus evidence lines."""
     if not record["ok"]:
-        return [Text(f"{record['image']}: error: {record['error']}", style="red")]
+        return [text(f"{record['image']}: error: {record['error']}", style="red")]
     parts = [_guess_table(record)] if record["predictions"] else [
-        Text(f"{record['image']}: no location — {record.get('reason') or 'no evidence'}", style="yellow")
+        text(f"{record['image']}: no location — {record.get('reason') or 'no evidence'}", style="yellow")
     ]
-    parts.extend(Text("  " + line, style="dim") for line in _evidence_lines(record))
+    parts.extend(text("  " + line, style="dim") for line in _evidence_lines(record))
     return parts

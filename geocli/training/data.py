@@ -253,7 +253,7 @@ def render_label_maps(module, paths: list[str], batch_size: int, progress=None) 
     (a TransLocator pair). Maps are shrunk (nearest neighbour) to the branch's resize size."""
     from PIL import Image
 
-    from geocli.images import open_image
+    from geocli.images import open_image, resize_to, short_side_size
 
     pre = module.preprocess
     side = int(round(pre.image_size / pre.crop_pct))
@@ -261,9 +261,7 @@ def render_label_maps(module, paths: list[str], batch_size: int, progress=None) 
     for start in range(0, len(paths), batch_size):
         chunk = paths[start:start + batch_size]
         for path, rendered in zip(chunk, module.render_maps([open_image(p) for p in chunk], chunk)):
-            scale = side / min(rendered.size)
-            size = (max(1, round(rendered.width * scale)), max(1, round(rendered.height * scale)))
-            out[path] = rendered.resize(size, Image.NEAREST)
+            out[path] = resize_to(rendered, short_side_size(rendered.size, side), Image.NEAREST)
         if progress is not None:
             progress(len(chunk))
     return out

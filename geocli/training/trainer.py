@@ -194,7 +194,7 @@ class Trainer:
         module = self.model.branches[name]
         bcfg = self.model.config.branch(name)
         tokens = S.caches_tokens(self.model, name)
-        cache = branch_cache(bcfg, module, self.cfg.cache_dir, tokens)
+        cache = branch_cache(bcfg, module, self.cfg.cache_dir, tokens, log=self.log)
         encode = _token_encoder(module, self.cfg.batch_size) if tokens else _encoder(module, self.cfg.batch_size)
         todo = len(cache.missing([_hash(p) for p in paths]))
         t0 = time.perf_counter()
@@ -353,11 +353,10 @@ def _eval_transform(preprocess: dict):
 
 
 def _encoder(module, batch_size: int):
-    """paths -> (vectors, presence mask or None) through a frozen branch's ``encode_images``."""
-    from geocli.images import open_image
+    """images -> (vectors, presence mask or None) through a frozen branch's ``encode_images``."""
 
-    def encode(paths: list[str]):
-        out = module.encode_images([open_image(p) for p in paths], batch_size)
+    def encode(images: list):
+        out = module.encode_images(images, batch_size)
         if hasattr(out, "has_text"):
             return out.emb, out.has_text
         return out, None
@@ -366,13 +365,11 @@ def _encoder(module, batch_size: int):
 
 
 def _token_encoder(module, batch_size: int):
-    """paths -> (pooled embedding + flattened patch tokens per row, None) of a frozen token branch."""
+    """images -> (pooled embedding + flattened patch tokens per row, None) of a frozen token branch."""
     from geocli.model import flatten_with_tokens
-    from geocli.images import open_image
 
     @torch.no_grad()
-    def encode(paths: list[str]):
-        images = [open_image(p) for p in paths]
+    def encode(images: list):
         was_training = module.training
         module.eval()
         rows = [flatten_with_tokens(module, module.to_batch(images[i : i + batch_size]))
