@@ -156,8 +156,10 @@ def main(argv=None) -> None:
     _prepare_streams()
     try:
         code = run(argv)
-    except SystemExit as exc:  # a command's own sys.exit(...)
+    except SystemExit as exc:  # a command's own sys.exit(...), or click's after a broken pipe
         code = exc.code if isinstance(exc.code, int) else (EXIT_OK if exc.code is None else EXIT_USAGE)
+        if isinstance(sys.stdout, click.utils.PacifyFlushWrapper):
+            code = EXIT_BROKEN_PIPE
     try:
         sys.stdout.flush()
     except BrokenPipeError:

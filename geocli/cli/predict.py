@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import click
 
-from geocli.cli.main import EXIT_INTERRUPTED, EXIT_ITEMS_FAILED, EXIT_OK
+from geocli.cli.main import EXIT_ITEMS_FAILED, EXIT_OK
 from geocli.cli.options import add_options, checkpoint_model_options
 from geocli.report.progress import progress_option
 from geocli.report.writers import WRITERS
@@ -52,7 +52,8 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
       geocli predict photos/ --model runs/croatia --map guesses.html
 
     Exit codes: 0 every image processed; 1 some images failed (see their error records);
-    2 usage error (a named path that does not exist, no images at all); 130 interrupted.
+    2 usage error (a named path that does not exist, no images at all); 130 / 143 interrupted
+    (Ctrl-C / SIGTERM: the results so far are complete, a JSON array closed).
     """
     from geocli import load_model
     from geocli.cli.inputs import expand_inputs, require_inputs
@@ -85,7 +86,7 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
         log(f"map written to {map_path}")
     if interrupt.requested:
         log("interrupted: every finished result was written")
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(interrupt.exit_code)
     sys.exit(EXIT_ITEMS_FAILED if failed else EXIT_OK)
 
 
