@@ -156,6 +156,7 @@ def load_weights_file(path: str | os.PathLike) -> dict:
     """Read a state dict from ``.safetensors`` or a torch file, never unpickling code.
 
     Torch files go through ``torch.load(weights_only=True)``: tensors and plain containers only.
+    A file that is neither (junk, truncated) is one ``GeocliError`` line naming it.
     """
     p = Path(path).expanduser()
     if not p.is_file():
@@ -163,7 +164,10 @@ def load_weights_file(path: str | os.PathLike) -> dict:
     if p.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(p), device="cpu")
+        try:
+            return load_file(str(p), device="cpu")
+        except Exception as exc:  # SafetensorError, OSError ...
+            raise GeocliError(f"{p}: cannot read it as safetensors weights ({_reason(exc)})") from None
     import torch
 
     try:
@@ -173,4 +177,33 @@ def load_weights_file(path: str | os.PathLike) -> dict:
             f"refusing to load {p}: it holds more than tensors (weights_only load failed); "
             "save a plain state dict or convert it to .safetensors"
         ) from None
+    except Exception as exc:  # not a torch file at all: RuntimeError, EOFError, zipfile errors ...
+        raise GeocliError(f"{p}: cannot read it as a weights file ({_reason(exc)})") from None
     return _unwrap(obj, p)
+
+
+def _reason(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
+
+
+def load_state(module, state: dict, source: str, strict: bool = True) -> tuple[list[str], list[str]]:
+    """``module.load_state_dict(state)`` where a file that does not fit (tensors of the wrong
+    shape; with ``strict``, missing or unexpected keys) is one ``GeocliError`` line naming
+    ``source``, not torch's page-long error. Returns (missing, unexpected) keys when not strict."""
+    own = module.state_dict()
+    wrong = [k for k, v in state.items() if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    if wrong or (strict and (missing or unexpected)):
+        parts = [f"{len(wrong)} tensors of another shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} in the "
+                 f"file, {tuple(own[wrong[0]].shape)} in the model)"] if wrong else []
+        if strict and missing:
+            parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if strict and unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise GeocliError(f"{source} does not fit this model: {'; '.join(parts)}")
+    try:
+        module.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:  # dtype or other mismatches torch still refuses
+        raise GeocliError(f"{source} does not fit this model ({_reason(exc)})") from None
+    return missing, unexpected

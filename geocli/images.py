@@ -82,6 +82,8 @@ def _check_file(path: Path) -> None:
 
     Pipes and devices are refused before anything opens them: reading one could block forever.
     """
+    if "\0" in str(path):
+        raise _error("the file name holds a NUL byte (no file can be named so)", path)
     try:
         info = path.stat()
     except OSError as exc:

@@ -88,6 +88,17 @@ def test_a_new_backbone_drops_the_recipe_options_for_its_branch():
     assert recipe["branch_options"]["rgb"] == {"final_norm": False}  # the layers themselves are untouched
 
 
+def test_rgb_options_from_a_config_survive_rgb_model_and_drops_are_said():
+    said = []
+    config = {"branch_options": {"rgb": {"img_size": 64, "pretrained": False}}}  # no backbone named
+    merged = merge_training_layers({}, config, {"rgb_model": "vit_small_patch16_224"}, log=said.append)
+    assert merged["branch_options"]["rgb"] == {"img_size": 64, "pretrained": False} and said == []
+    recipe = {"rgb_model": "vit_base_patch14_dinov2.lvd142m", "branch_options": {"rgb": {"final_norm": False}}}
+    merged = merge_training_layers(recipe, config, {"rgb_model": "x"}, log=said.append)
+    assert merged["branch_options"]["rgb"] == {"img_size": 64, "pretrained": False}  # the recipe's went
+    assert len(said) == 1 and "final_norm" in said[0] and "dinov2" in said[0] and "not used with x" in said[0]
+
+
 def test_cnn_feature_map_feeds_the_retrieval_head():
     rgb = {"model": "mobilenetv3_small_050", "pretrained": False, "image_size": 64}
     cfg = ModelConfig(branches=[BranchConfig("rgb", options=rgb)],

@@ -115,6 +115,26 @@ class ShortSideResize:
         return F.resize(image, [height, width], interpolation=InterpolationMode(self.interpolation))
 
 
+def check_device(device: str) -> torch.device:
+    """The device ``device`` names, if this machine has it; else a ``UsageError`` saying why."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps)") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"--device {device}: no CUDA device is available here (use --device cpu)")
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"--device {device}: this machine has {count} CUDA device(s), numbered from 0")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise UsageError(f"--device {device}: Apple's MPS is not available here (use --device cpu)")
+    elif dev.type != "cpu":
+        raise UsageError(f"--device {device}: geocli runs on cpu, cuda or mps, not {dev.type}")
+    return dev
+
+
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """The requested device, or CUDA when present, else CPU."""
     if device is not None:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from geocli.errors import UsageError
-from geocli.hub import cache_dir, digest, fetch, file_fingerprint, load_weights_file
+from geocli.hub import cache_dir, digest, fetch, file_fingerprint, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 
 DEFAULT_TEMPLATE = "a photo taken in {}."
@@ -84,7 +84,7 @@ class CLIPBranch(Branch):
             raise UsageError(f"unknown open_clip model {model!r}; see open_clip.list_models()")
         if _is_local(pretrained):
             clip = open_clip.create_model(model, pretrained=None, pretrained_text=False)
-            clip.load_state_dict(load_weights_file(pretrained))
+            load_state(clip, load_weights_file(pretrained), str(pretrained))
             return clip
         if pretrained or model.startswith("hf-hub:"):
             load = lambda: open_clip.create_model(model, pretrained=pretrained)  # noqa: E731

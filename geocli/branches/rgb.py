@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from geocli.errors import GeocliError, UsageError
-from geocli.hub import fetch, load_weights_file
+from geocli.hub import fetch, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 from geocli.branches.packaged import PackagedWeights, convert_lite_state_dict, is_lite_package_state_dict, packaged_weights
 
@@ -35,12 +35,7 @@ def load_into(model: nn.Module, state: dict, source: str) -> None:
         state = convert_lite_state_dict(state, model)
     own = model.state_dict()
     state = {k: v for k, v in state.items() if not (_is_head_key(k) and k in own and own[k].shape != v.shape)}
-    wrong = [k for k, v in state.items() if k in own and hasattr(v, "shape") and tuple(v.shape) != tuple(own[k].shape)]
-    if wrong:
-        k = wrong[0]
-        raise GeocliError(f"{source} does not fit this architecture: {len(wrong)} tensors have other shapes "
-                          f"(e.g. {k} is {list(state[k].shape)}, the model needs {list(own[k].shape)})")
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing, unexpected = load_state(model, state, source, strict=False)
     missing = [k for k in missing if not _is_head_key(k)]
     if missing or unexpected:
         raise GeocliError(

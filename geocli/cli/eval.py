@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import click
 
-from geocli.cli.options import add_options, checkpoint_model_options, dataset_options, format_option, thresholds_option
+from geocli.cli.options import (
+    add_options, checkpoint_model_options, dataset_options, device_option, format_option, thresholds_option,
+)
 from geocli.report.progress import progress_option
 from geocli.report.json_out import strict_json
 
@@ -17,7 +19,7 @@ from geocli.report.json_out import strict_json
 @click.option("--model", default=None, help="Run this model (checkpoint folder or name from 'geocli models').")
 @click.option("--skip-missing", is_flag=True, help="With --model: leave out images missing from disk.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--device", default=None, help="With --model: cpu, cuda, cuda:1 ... (default: cuda when available).")
+@device_option("With --model: cpu, cuda, cuda:1 ... (default: cuda when available).")
 @add_options(checkpoint_model_options)
 @thresholds_option
 @format_option

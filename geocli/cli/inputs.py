@@ -4,7 +4,8 @@ A path named on the command line must exist (else a usage error, raised before a
 existing files are always attempted (a broken one becomes an error record), as are paths read
 from stdin, present or not; inside folders only names with image extensions are taken. Symlink
 loops are not followed, duplicates are dropped (first occurrence kept) and every skip is
-reported through ``log``.
+reported through ``log``. A glob's ``**`` matches any number of folders, the top one included,
+as bash's ``globstar`` does, with or without ``--recursive`` (which is about named folders).
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def _expand_one(arg: str, recursive: bool, log: Log) -> Iterator[str]:
             log(f"no images in folder {arg}{hint}")
         yield from found
     elif not os.path.lexists(path) and glob.has_magic(arg):
-        matches = sorted(glob.glob(arg, recursive=recursive))
+        matches = sorted(glob.glob(arg, recursive=True))
         if not matches:
             log(f"no files match {arg}")
         for m in matches:
@@ -78,7 +79,7 @@ def expand_inputs(args: Iterable[str], recursive: bool = False, log: Log = print
     """Image paths from command-line arguments, in order, without duplicates."""
     seen: set[str] = set()
     for arg in args:
-        sources = _stdin_paths(stdin or sys.stdin) if arg == "-" else [arg]
+        sources = _stdin_paths(_stdin(stdin)) if arg == "-" else [arg]
         for source in sources:
             for path in _expand_one(source, recursive, log):
                 if not isinstance(path, str):  # a photo inside a shard: keys are unique there
@@ -92,10 +93,30 @@ def expand_inputs(args: Iterable[str], recursive: bool = False, log: Log = print
                 yield path
 
 
+def _stdin(stream=None):
+    stream = stream or sys.stdin
+    if stream is None:
+        raise UsageError("- reads image paths from stdin, but stdin is closed")
+    return stream
+
+
+def first_and_rest(paths: Iterator[str]) -> Iterator[str]:
+    """``paths`` again, after making sure there is at least one (else a usage error, before any
+    model is loaded). Only the first path is taken early: stdin still streams."""
+    import itertools
+
+    for first in paths:
+        return itertools.chain([first], paths)
+    raise UsageError("no images to process in the given inputs")
+
+
 def require_inputs(args: tuple[str, ...]) -> None:
-    """Refuse an empty command line, or a named path that does not exist (globs may match nothing)."""
+    """Refuse an empty command line, a named path that does not exist (globs may match nothing),
+    or ``-`` with stdin closed."""
     if not args:
         raise UsageError("no inputs: give image files, folders, globs, or - to read paths from stdin")
+    if "-" in args:
+        _stdin()
     missing = [a for a in args if a != "-" and not os.path.lexists(a) and not glob.has_magic(a) and "{" not in a]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""

@@ -36,6 +36,20 @@ dataset_options = [
 ]
 
 
+def _check_device(ctx, param, value: str | None) -> str | None:
+    """Refuse a device this machine lacks before any model loads."""
+    if value is None:
+        return None
+    from geocli.branches.base import check_device
+
+    check_device(value)
+    return value
+
+
+def device_option(help_text: str = "cpu, cuda, cuda:1 ... (default: cuda when available)."):
+    return click.option("--device", callback=_check_device, default=None, help=help_text)
+
+
 def add_options(options):
     def decorator(f):
         for option in reversed(options):

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import click
 
 from geocli.cli.main import EXIT_ITEMS_FAILED, EXIT_OK
-from geocli.cli.options import add_options, checkpoint_model_options
+from geocli.cli.options import add_options, checkpoint_model_options, device_option
 from geocli.report.progress import progress_option
 from geocli.report.writers import WRITERS
 
@@ -31,7 +31,7 @@ from geocli.report.writers import WRITERS
 @click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local CLIP weights file (when the hub is unreachable).")
 @click.option("--ocr-engine", default=None, help="rapidocr (default), easyocr or paddleocr.")
-@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
+@device_option()
 @add_options(checkpoint_model_options)
 @click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw every image's guesses on a map: FILE.html (interactive, works offline) or FILE.png.")
@@ -56,25 +56,22 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     (Ctrl-C / SIGTERM: the results so far are complete, a JSON array closed).
     """
     from geocli import load_model
-    from geocli.cli.inputs import expand_inputs, require_inputs
+    from geocli.cli.inputs import expand_inputs, first_and_rest, require_inputs
     from geocli.interrupt import GracefulInterrupt
     from geocli.report.console import log
 
     require_inputs(inputs)
+    _check_targets(output, map_path)
     _check_outputs(output, map_path, inputs)
-    if map_path:
-        from geocli.report.maps import check_map_path
-
-        check_map_path(map_path)  # before any work: a wrong suffix or folder must not cost a run
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
                              clip_pretrained=clip_pretrained, clip_weights=clip_weights,
                              ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir)
+    paths = expand_inputs(inputs, recursive=recursive, log=log)
+    # no images at all is refused before the model loads; stdin stays a stream, else a known total
+    paths = first_and_rest(paths) if "-" in inputs else list(first_and_rest(paths))
     predictor = load_model(model, **options)
     for line in predictor.status_lines():
         log(line)
-    paths = expand_inputs(inputs, recursive=recursive, log=log)
-    if "-" not in inputs:  # a known total for the progress bar; stdin stays a stream
-        paths = list(paths)
     run = RunOptions(fmt, output, top_k, batch_size, map_path is not None, progress)
     with GracefulInterrupt() as interrupt:
         failed, records = _run(predictor, paths, run, interrupt)
@@ -88,6 +85,19 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
         log("interrupted: every finished result was written")
         sys.exit(interrupt.exit_code)
     sys.exit(EXIT_ITEMS_FAILED if failed else EXIT_OK)
+
+
+def _check_targets(output: str | None, map_path: str | None) -> None:
+    """Where results go must be usable before any work: a map file name, an open stdout."""
+    from geocli.cli.main import ClosedStdout
+    from geocli.errors import UsageError
+
+    if map_path:
+        from geocli.report.maps import check_map_path
+
+        check_map_path(map_path)
+    if output is None and isinstance(sys.stdout, ClosedStdout):
+        raise UsageError("stdout is closed: nowhere to write results (name a file with -o)")
 
 
 def _model_options(**options) -> dict:

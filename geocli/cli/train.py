@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from geocli.cli.options import format_option
+from geocli.cli.options import device_option, format_option
 from geocli.report.json_out import strict_json
 
 
@@ -58,7 +58,7 @@ def _cells(ctx, param, value):
 @click.option("--flip/--no-flip", default=None, help="Horizontal flips (off by default: mirrored text is a cue).")
 @click.option("--cache/--no-cache", default=None, help="Embedding cache for frozen branches (default on).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder (default ~/.cache/geocli).")
-@click.option("--device", help="cpu, cuda, cuda:1 ... (under torchrun: one GPU per process).")
+@device_option("cpu, cuda, cuda:1 ... (under torchrun: one GPU per process).")
 @click.option("--amp/--no-amp", default=None, help="bf16 mixed precision on CUDA (default on; no effect on CPU).")
 @click.option("--num-workers", type=click.IntRange(0), help="Image-decoding worker processes.")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run saved in this folder (and write there).")
@@ -87,7 +87,9 @@ def train(ctx, config_file, recipe, resume, force, fmt, trainable, unfreeze_last
         flags["trainable"] = unfreeze_last or trainable
     layers = [resume_settings(resume) if resume else {}, load_recipe(recipe) if recipe else {},
               read_settings(config_file, "config") if config_file else {}, flags]
-    settings = merge_training_layers(*layers)
+    from geocli.report.console import log
+
+    settings = merge_training_layers(*layers, log=log)
     if resume:  # the folder given is the one written, whatever --out its saved settings name
         _same_out(flags.get("out"), resume)
         settings["out"] = resume

@@ -40,7 +40,8 @@ class TextEmbedder:
             with offline_mode():  # a local folder needs no hub; keep the client from trying
                 self.model = SentenceTransformer(target, device=device)
         else:
-            hint = "pass a local model folder instead (e.g. --ocr-text-model DIR)"
+            hint = ("name a local model folder as the ocr branch's text_model option "
+                    '(branch_options {"ocr": {"text_model": DIR}} in a geocli train --config file)')
             self.model = fetch(f"sentence-transformers {target!r}", lambda: SentenceTransformer(target, device=device), hint)
         self.model.eval()
         self.name = model or PACKAGED_MINILM

@@ -62,8 +62,9 @@ class ModelInputs:
         self.pixels[cfg.name] = Preprocess.from_dict(cfg.preprocess).views(self.tta)
         if kind == "seg":
             opts = cfg.options
-            self.renderers[cfg.name] = MapRenderer(opts.get("segmenter"), opts.get("segmenter_options"),
-                                                   opts.get("label_space"))
+            renderer = MapRenderer(opts.get("segmenter"), opts.get("segmenter_options"), opts.get("label_space"))
+            renderer.segmenter  # built now: missing segmenter weights are refused before any photo is read
+            self.renderers[cfg.name] = renderer
 
     def _caches(self, cache_dir: str | None) -> dict[str, EmbeddingCache]:
         """One cache per frozen pixel branch that runs on its own: not in a TransLocator pair, and

@@ -135,7 +135,7 @@ class SafeOutput:
 
     def _open(self) -> IO[str]:
         if self.in_place:
-            return open(self.path, "w", encoding="utf-8", newline="")
+            return open(self.path, "w", encoding="utf-8", errors="surrogateescape", newline="")
         for _ in range(20):
             temp = self.path.with_name(f".{self.path.name}.geocli-{secrets.token_hex(4)}.partial")
             try:
@@ -143,7 +143,7 @@ class SafeOutput:
             except FileExistsError:
                 continue
             self.temp = temp
-            return os.fdopen(fd, "w", encoding="utf-8", newline="")
+            return os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="")
         raise FileExistsError(f"no free temporary name beside {self.path}")
 
     def discard(self) -> None:

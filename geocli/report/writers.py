@@ -23,13 +23,25 @@ CSV_COLUMNS = (
 )
 
 
+def dumps(record: dict, **options) -> str:
+    """JSON text of ``record``, non-ASCII kept readable; a record holding bytes that were not UTF-8
+    (a file name decoded with surrogate escapes) is written all-ASCII, its ``\\udcXX`` escapes
+    being the one valid JSON form of those bytes (``os.fsencode`` turns them back)."""
+    text = strict_json(record, ensure_ascii=False, **options)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return strict_json(record, ensure_ascii=True, **options)
+
+
 @WRITERS.register("jsonl")
 class JsonlWriter:
     def __init__(self, stream: IO[str]):
         self.stream = stream
 
     def write(self, record: PredictionRecord) -> None:
-        self.stream.write(strict_json(record, ensure_ascii=False) + "\n")
+        self.stream.write(dumps(record) + "\n")
         self.stream.flush()
 
     def close(self) -> None:
@@ -46,7 +58,7 @@ class JsonWriter(JsonlWriter):
 
     def write(self, record: PredictionRecord) -> None:
         prefix = "[\n" if self.count == 0 else ",\n"
-        self.stream.write(prefix + strict_json(record, ensure_ascii=False, indent=2))
+        self.stream.write(prefix + dumps(record, indent=2))
         self.stream.flush()
         self.count += 1
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from geocli.errors import GeocliError, UsageError, WeightsNotFoundError, require
-from geocli.hub import fetch, is_offline, load_weights_file, offline_mode, torch_hub_file
+from geocli.hub import fetch, is_offline, load_state, load_weights_file, offline_mode, torch_hub_file
 from geocli.segmentation.base import SEGMENTERS, Segmenter
 from geocli.segmentation.classes import get_label_space
 from geocli.segmentation.render import load_index_map
@@ -75,9 +75,9 @@ class LRASPPSegmenter(_NetworkSegmenter):
         self.net = lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=21)
         if weights == "torchvision":
             url = LRASPP_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1.url
-            self.net.load_state_dict(self._published(url))
+            load_state(self.net, self._published(url), f"LRASPP weights {torch_hub_file(url)}")
         elif weights:
-            self.net.load_state_dict(load_weights_file(weights))
+            load_state(self.net, load_weights_file(weights), f"segmenter weights {weights}")
         self.net.eval().to(self.device)
 
     @staticmethod
@@ -88,9 +88,11 @@ class LRASPPSegmenter(_NetworkSegmenter):
         if is_offline():
             raise WeightsNotFoundError(
                 f"LRASPP-MobileNetV3 weights are not in {cached} and the network is unreachable; download "
-                f"{url} to that path, or pass a local file (--seg-weights FILE)"
+                f"{url} to that path, or name a local file as the seg branch's segmenter_options "
+                '{"weights": FILE} (branch_options in a geocli train --config file)'
             )
-        hint = f"download {url} by hand and pass it as --seg-weights FILE"
+        hint = (f"download {url} by hand to {cached}, or name it as the seg branch's segmenter_options "
+                '{"weights": FILE} (branch_options in a geocli train --config file)')
         return fetch("torchvision LRASPP-MobileNetV3", lambda: torch.hub.load_state_dict_from_url(url, map_location="cpu"), hint)
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,10 @@ A recipe file is either a JSON object of ``TrainConfig`` keys, or ``{"descriptio
 command-line flags (and, with ``--resume``, the run's saved settings come first of all).
 
 Branch options belong to the backbone they were written for: a layer that names another
-``rgb_model`` / ``clip_model`` without giving that branch's ``branch_options`` drops the earlier
-ones (a recipe's DINOv2 ``img_size`` or trimmed norm means nothing to an EfficientNet).
+``rgb_model`` / ``clip_model`` without giving that branch's ``branch_options`` drops earlier ones
+that were written together with another backbone's name (a recipe's DINOv2 ``img_size`` or trimmed
+norm means nothing to an EfficientNet), and says so; options a layer gives without naming a
+backbone are kept whatever backbone runs.
 """
 from __future__ import annotations
 
@@ -45,16 +47,37 @@ def load_recipe(name: str) -> dict:
 MODEL_KEYS = {"rgb_model": "rgb", "clip_model": "clip"}
 
 
-def merge_training_layers(*layers: dict) -> dict:
-    """``merge_settings``, except that a new backbone name resets its branch's earlier options."""
+def merge_training_layers(*layers: dict, log=None) -> dict:
+    """``merge_settings``, except that a new backbone name drops the options an earlier layer wrote
+    for its branch *together with another backbone's name* (a recipe's DINOv2 options), saying so
+    through ``log``. Options given without a backbone name (a ``--config`` that tunes the rgb
+    branch, then ``--rgb-model``) are the user's for whatever backbone runs: they are kept."""
     out: dict = {}
+    tied: dict[str, str] = {}  # branch -> the backbone its options were written with
+    untied: dict[str, dict] = {}  # branch -> the options given without naming a backbone
     for layer in layers:
         for key, branch in MODEL_KEYS.items():
-            new_model = key in layer and layer[key] != out.get(key)
-            if new_model and branch not in layer.get("branch_options", {}):
-                out.get("branch_options", {}).pop(branch, None)
+            given = layer.get("branch_options", {}).get(branch)
+            if key in layer and layer[key] != out.get(key) and given is None and branch in tied:
+                _drop_tied(out, branch, tied.pop(branch), layer[key], untied.get(branch), log)
+            if given is not None and key in layer:
+                tied[branch] = layer[key]
+            elif given is not None:
+                untied[branch] = merge_settings(untied.get(branch, {}), given)
         out = merge_settings(out, copy.deepcopy(layer))
     return out
+
+
+def _drop_tied(out: dict, branch: str, old_model: str, new_model: str, keep: dict | None, log) -> None:
+    """Replace a branch's options by the ones given without a backbone name, telling ``log`` what went."""
+    options = out.get("branch_options", {})
+    dropped = sorted(set(options.get(branch, {})) - set(keep or {}))
+    if keep:
+        options[branch] = copy.deepcopy(keep)
+    else:
+        options.pop(branch, None)
+    if dropped and log is not None:
+        log(f"{branch} options {', '.join(dropped)} were set for {old_model}; not used with {new_model}")
 
 
 def merge_settings(*layers: dict) -> dict:
