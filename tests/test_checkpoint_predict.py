@@ -201,7 +201,8 @@ def test_embedding_only_checkpoints_say_they_cannot_predict_from_photos(tmp_path
     config = ModelConfig(branches=[BranchConfig("clip", input="embedding", embed_dim=8)],
                          heads=[HeadConfig("country")], labels=LabelSpaces(countries=["HR", "FR"]))
     save_checkpoint(GeoModel(config), tmp_path / "emb")
-    code, err = _main(["predict", str(tmp_path / "emb"), "--model", str(tmp_path / "emb")], capsys)
+    Image.new("RGB", (16, 16), "gray").save(tmp_path / "photo.png")  # inputs are checked first: give one
+    code, err = _main(["predict", str(tmp_path / "photo.png"), "--model", str(tmp_path / "emb")], capsys)
     assert code == 2 and "precomputed embeddings" in err and "Traceback" not in err
 
 

@@ -212,3 +212,26 @@ def test_predict_with_an_unusable_cache_dir_runs_and_says_so_once(tmp_path):
     assert result.code == 0, result.stderr
     assert len([json.loads(line) for line in result.stdout.splitlines()]) == 3
     assert result.stderr.count("going on without caching") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_damaged_or_unusable_ocr_cache_means_reading_again(tmp_path, warnings):
+    from geocli.ocr.base import TextBox
+    from geocli.ocr.cache import OCRCache, cached_reads
+
+    image = Image.new("RGB", (8, 8), "white")
+    boxes = [TextBox(((0, 0), (1, 0), (1, 1), (0, 1)), "ZAGREB", 0.9)]
+    reads = []
+
+    def read(images):
+        reads.append(len(images))
+        return [boxes for _ in images]
+
+    (tmp_path / "ocr").mkdir()
+    (tmp_path / "ocr" / "engine.sqlite").write_bytes(os.urandom(2048))  # not a database
+    cache = OCRCache("engine", tmp_path, log=warnings.append)
+    assert cached_reads(cache, [image], read) == [boxes] and reads == [1]
+    assert len(warnings) == 1 and "going on without caching" in warnings[0]
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cache = OCRCache("engine", blocker, log=warnings.append)
+    assert cached_reads(cache, [image, image], read) == [boxes, boxes] and len(warnings) == 2

@@ -118,3 +118,27 @@ def test_eval_table_escapes_the_dataset_name(tmp_path):
         console.print(part)
     _assert_inert(buf.getvalue())
     assert "data\\x1b[2J[red].csv" in buf.getvalue()
+
+
+def test_the_html_map_shows_hostile_names_as_text(tmp_path):
+    pytest.importorskip("folium")
+    from geocli.report.maps import write_map
+
+    name = "<img src=x onerror=alert(1)>`${alert(2)}`\\x.jpg"
+    records = [{"image": name, "ok": True, "predictions": [
+        {"rank": 1, "lat": 45.0, "lon": 16.0, "country_name": "<b>Croatia</b>", "probability": 0.5}]}]
+    out = tmp_path / "map.html"
+    write_map(records, out)
+    html = out.read_text(encoding="utf-8")
+    assert "<img src=x" not in html and "<b>Croatia" not in html and "${alert" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_the_png_map_legend_takes_dollar_signs_literally(tmp_path):
+    pytest.importorskip("matplotlib")
+    from geocli.report.maps import write_map
+
+    records = [{"image": "cost $\\frac{1}{$ 2.jpg", "ok": True, "predictions": [
+        {"rank": 1, "lat": 45.0, "lon": 16.0, "country_name": "Croatia", "probability": 0.5}]}]
+    write_map(records, tmp_path / "map.png")  # mathtext would raise on the unbalanced formula
+    assert (tmp_path / "map.png").stat().st_size > 0

@@ -117,7 +117,9 @@ def _print_table(result) -> None:
 
     from geocli.report.console import stdout_console
 
-    table = Table(title=f"geocli train -> {result.out} ({result.epoch} epochs, {result.split} split)")
+    from geocli.report.terminal import text
+
+    table = Table(title=text(f"geocli train -> {result.out} ({result.epoch} epochs, {result.split} split)"))
     for col in ("", "median km", "@25 km", "@200 km", "country"):
         table.add_column(col)
     final = (result.history[-1]["val"] if result.history else {})

@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
@@ -49,37 +49,78 @@ def _from_json(blob: str) -> list[TextBox]:
 
 
 class OCRCache:
-    """Text boxes by ``pixels_key`` for one engine identity; ``root`` defaults to geocli's cache dir."""
+    """Text boxes by ``pixels_key`` for one engine identity; ``root`` defaults to geocli's cache dir.
 
-    def __init__(self, key: str, root: str | os.PathLike | None = None) -> None:
-        folder = Path(root) / "ocr" if root else cache_dir("ocr")
-        folder.mkdir(parents=True, exist_ok=True)
-        self.path = folder / f"{key}.sqlite"
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS reads (image TEXT PRIMARY KEY, boxes TEXT NOT NULL)")
+    Like the embedding cache it can only cost time: a folder that cannot be created or written,
+    or a database file that is damaged, means one notice and reading text afresh."""
+
+    def __init__(self, key: str, root: str | os.PathLike | None = None, log: Callable[[str], None] | None = None) -> None:
+        self.log = log or _default_log
+        folder = Path(root) / "ocr" if root else cache_dir("ocr", create=False)
+        self.path: Path | None = folder / f"{key}.sqlite"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("CREATE TABLE IF NOT EXISTS reads (image TEXT PRIMARY KEY, boxes TEXT NOT NULL)")
+        except (OSError, sqlite3.Error) as exc:
+            self._disable(exc)
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=60)
 
+    def _disable(self, exc: Exception) -> None:
+        from geocli.report.terminal import printable
+
+        self.log(f"OCR cache {printable(self.path)} is unusable ({' '.join(str(exc).split())}): "
+                 "going on without caching what OCR reads")
+        self.path = None
+
     def get(self, keys: Sequence[str]) -> dict[str, list[TextBox]]:
-        """The cached boxes of those ``keys`` that have an entry."""
+        """The cached boxes of those ``keys`` that have a readable entry."""
         unique = list(dict.fromkeys(keys))
         found: dict[str, list[TextBox]] = {}
-        with self._connect() as db:
-            for i in range(0, len(unique), 500):
-                chunk = unique[i : i + 500]
-                rows = db.execute(f"SELECT image, boxes FROM reads WHERE image IN ({','.join('?' * len(chunk))})", chunk)
-                found.update((key, _from_json(blob)) for key, blob in rows)
+        if self.path is None:
+            return found
+        try:
+            with self._connect() as db:
+                for i in range(0, len(unique), 500):
+                    chunk = unique[i : i + 500]
+                    rows = db.execute(f"SELECT image, boxes FROM reads WHERE image IN ({','.join('?' * len(chunk))})", chunk)
+                    found.update(_readable(rows))
+        except sqlite3.Error as exc:
+            self._disable(exc)
         return found
 
     def put(self, entries: dict[str, Sequence[TextBox]]) -> None:
-        with self._connect() as db:
-            db.executemany("INSERT OR REPLACE INTO reads VALUES (?, ?)",
-                           [(key, _to_json(boxes)) for key, boxes in entries.items()])
+        if self.path is None:
+            return
+        try:
+            with self._connect() as db:
+                db.executemany("INSERT OR REPLACE INTO reads VALUES (?, ?)",
+                               [(key, _to_json(boxes)) for key, boxes in entries.items()])
+        except sqlite3.Error as exc:
+            self._disable(exc)
 
     def __len__(self) -> int:
+        if self.path is None:
+            return 0
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM reads").fetchone()[0])
+
+
+def _readable(rows) -> Iterator[tuple[str, list[TextBox]]]:
+    """Rows whose boxes decode; a damaged entry is a miss (read again), never a crash."""
+    for key, blob in rows:
+        try:
+            yield key, _from_json(blob)
+        except (TypeError, ValueError):
+            continue
+
+
+def _default_log(message: str) -> None:
+    from geocli.report.console import log
+
+    log(message)
 
 
 def cached_reads(cache: OCRCache, images: Sequence[Image.Image],
