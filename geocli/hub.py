@@ -195,15 +195,15 @@ def load_state(module, state: dict, source: str, strict: bool = True) -> tuple[l
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if wrong or (strict and (missing or unexpected)):
-        parts = [f"{len(wrong)} tensors of another shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} in the "
-                 f"file, {tuple(own[wrong[0]].shape)} in the model)"] if wrong else []
+        parts = [f"{len(wrong)} tensors have other shapes (e.g. {wrong[0]} is {list(state[wrong[0]].shape)}, "
+                 f"the model needs {list(own[wrong[0]].shape)})"] if wrong else []
         if strict and missing:
             parts.append(f"{len(missing)} missing (e.g. {missing[0]})")
         if strict and unexpected:
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise GeocliError(f"{source} does not fit this model: {'; '.join(parts)}")
+        raise GeocliError(f"{source} does not fit this architecture: {'; '.join(parts)}")
     try:
         module.load_state_dict(state, strict=strict)
     except RuntimeError as exc:  # dtype or other mismatches torch still refuses
-        raise GeocliError(f"{source} does not fit this model ({_reason(exc)})") from None
+        raise GeocliError(f"{source} does not fit this architecture ({_reason(exc)})") from None
     return missing, unexpected

@@ -76,7 +76,7 @@ def test_lraspp_random_init_segments_at_image_size():
 def test_lraspp_offline_without_cached_weights(monkeypatch, tmp_path):
     monkeypatch.setenv("GEOCLI_OFFLINE", "1")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(WeightsNotFoundError, match="--seg-weights"):
+    with pytest.raises(WeightsNotFoundError, match=r"segmenter_options \{\"weights\": FILE\}"):
         build_segmenter("torchvision-lraspp")
 
 
