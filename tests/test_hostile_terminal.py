@@ -120,20 +120,6 @@ def test_eval_table_escapes_the_dataset_name(tmp_path):
     assert "data\\x1b[2J[red].csv" in buf.getvalue()
 
 
-def test_the_html_map_shows_hostile_names_as_text(tmp_path):
-    pytest.importorskip("folium")
-    from geocli.report.maps import write_map
-
-    name = "<img src=x onerror=alert(1)>`${alert(2)}`\\x.jpg"
-    records = [{"image": name, "ok": True, "predictions": [
-        {"rank": 1, "lat": 45.0, "lon": 16.0, "country_name": "<b>Croatia</b>", "probability": 0.5}]}]
-    out = tmp_path / "map.html"
-    write_map(records, out)
-    html = out.read_text(encoding="utf-8")
-    assert "<img src=x" not in html and "<b>Croatia" not in html and "${alert" not in html
-    assert "&lt;img src=x onerror=alert(1)&gt;" in html
-
-
 def test_the_png_map_legend_takes_dollar_signs_literally(tmp_path):
     pytest.importorskip("matplotlib")
     from geocli.report.maps import write_map

@@ -49,7 +49,7 @@ def no_model_loads(monkeypatch):
 
 @pytest.mark.parametrize("args,message", [
     (["{photo}", "--map", "{tmp}/x.svg"], r"--map needs a \.html or \.png"),
-    (["{photo}", "--map", "{tmp}/no/such/folder/x.html"], r"the folder .*folder does not exist"),
+    (["{photo}", "--map", "{tmp}/no/such/folder/x.html"], r"folder .*folder does not exist"),
     (["{photo}", "--map", "{tmp}"], r"--map.*(needs a \.html|is a (folder|directory))"),
     (["{photo}", "--device", "banana"], r"--device 'banana' is not a device name"),
     (["{photo}", "--device", "cuda:99"], r"--device cuda:99: (no CUDA device|this machine has)"),

@@ -30,6 +30,13 @@ def _label(image: str, p: dict) -> str:
     return f"{Path(image).name} #{p['rank']}: {p.get('country_name') or '?'}{prob}"
 
 
+def _plain_label(text: str) -> str:
+    """A legend entry matplotlib draws as typed: ``$`` would start mathtext (and a bad formula fails)."""
+    from geocli.report.terminal import printable
+
+    return printable(text).replace("$", r"\$")
+
+
 def extent(records: list[dict], margin: float = 0.2, min_span: float = 6.0) -> tuple[float, float, float, float]:
     """(min lon, max lon, min lat, max lat) around every guess, with a margin and at least
     ``min_span`` degrees each way, clipped to the world; the whole world when there is no guess."""
@@ -100,7 +107,7 @@ def _write_png(records: list[dict], path: Path) -> None:
     _draw_countries(ax)
     for i, image, p in _points(records):
         ax.scatter(p["lon"], p["lat"], s=20 + 200 * _weight(p), c=COLOURS[i % len(COLOURS)], zorder=3,
-                   alpha=0.75, edgecolors="black", linewidths=0.4, label=Path(image).name if p["rank"] == 1 else None)
+                   alpha=0.75, edgecolors="black", linewidths=0.4, label=_plain_label(Path(image).name) if p["rank"] == 1 else None)
     ax.set(xlim=(west, east), ylim=(south, north), xlabel="longitude", ylabel="latitude", aspect="equal")
     _legend(ax, records)
     fig.tight_layout()
