@@ -109,9 +109,10 @@ def test_eval_table_escapes_the_dataset_name(tmp_path):
     from geocli.report.eval_table import eval_tables
 
     acc = {"25": 0.5}
-    row = {"n": 1, "accuracy": acc, "median_km": 1.0, "mean_km": 1.0, "country_accuracy": None}
+    row = {"n": 1, "answered": 1, "accuracy": acc, "median_km": 1.0, "mean_km": 1.0, "country_accuracy": None}
     result = {**row, "dataset": "data\x1b[2J[red].csv", "per_continent": {"Europe\x1b[1m": row},
-              "n_dataset": 1, "missing": 0, "unmatched": 0}
+              "n_dataset": 1, "missing": 0, "unmatched": 0, "answered_share": 1.0, "accuracy_answered": acc,
+              "failed": 0, "abstained": 0}
     buf = io.StringIO()
     console = Console(file=buf, width=200, color_system=None)
     for part in eval_tables(result):
