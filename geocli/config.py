@@ -22,6 +22,8 @@ from geocli.json_types import convert, json_type
 CONFIG_VERSION = 1
 MAX_WIDTH = 1 << 16  # no layer of a geocli model is wider than this
 DEFAULT_SCENES = ("indoor", "natural", "urban")
+#: The CLIP architecture and open_clip pretrained tag that training and prediction both default to.
+DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
 TTA_MODES = (None, "five-crop")
 
 
@@ -266,7 +268,7 @@ class TrainConfig(ConfigBase):
     cells: list[list[int]] = field(default_factory=list)
     rgb_model: str = "tf_efficientnet_lite0.in1k"
     rgb_weights: str | None = None
-    clip_model: str = "ViT-B-32"
+    clip_model: str = DEFAULT_CLIP_MODEL
     clip_weights: str | None = None
     branch_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     head_options: dict[str, dict[str, Any]] = field(default_factory=dict)

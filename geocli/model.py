@@ -5,8 +5,8 @@ Batch format (a dict; every entry optional except what the enabled heads and bra
 - ``batch[branch_name]``: what that branch encodes -- an image tensor (B, 3, H, W) for rgb / seg /
   clip, the OCR branch's cached ``{"text_emb", "has_text"}``, or (B, embed_dim) vectors for a branch
   with ``input="embedding"``. A branch missing from the batch is switched off for it.
-- ``batch[branch_name + "_mask"]``: (B,) bool, False where that branch has nothing for a sample
-  (OCR's ``has_text`` is used automatically).
+- ``batch[branch_name + "_mask"]``: (B,) bool, False where that branch has nothing for a sample.
+  (OCR photos without text are not "nothing": the branch gives its learned "no text" vector.)
 - targets: "country", "cells", "scene", "gps", "place" (see ``heads.py``).
 
 ``forward(batch)`` returns ``{"embedding", "tokens", "heads": {head: outputs}}``; ``loss(out, batch)``
@@ -14,7 +14,6 @@ the weighted multi-task sum and its parts; ``predict(batch)`` the CLI's result r
 """
 from __future__ import annotations
 
-import inspect
 from functools import partial
 
 import torch
@@ -23,10 +22,9 @@ from torch import nn
 from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
 from geocli.errors import UsageError
 from geocli.fusion.concat import ConcatFusion
-from geocli.heads.classification import HEADS, FeatureSpec
+from geocli.heads import HEADS, FeatureSpec
 from geocli.heads.losses import weighted_sum
 from geocli.fusion.translocator import FUSIONS, TransLocator, num_patches, patch_tokens, run_block
-from geocli.heads import retrieval as _retrieval  # noqa: F401  (registers the gallery and retrieval heads)
 
 
 class EmbeddingInput(nn.Module):
@@ -99,14 +97,8 @@ def build_branch_module(cfg: BranchConfig, pretrained: bool = True) -> nn.Module
 
 
 def build_head(cfg: HeadConfig, spec: FeatureSpec, labels: LabelSpaces, pretrained: bool = True) -> nn.Module:
-    """``HEADS.get(name)(spec, labels, **options)``; unknown options are a ``UsageError``."""
-    cls = HEADS.get(cfg.name)
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "spec", "labels", "pretrained")]
-    unknown = sorted(set(cfg.options) - set(valid))
-    if unknown:
-        raise UsageError(f"unknown option(s) {unknown} for head {cfg.name!r}; valid: {', '.join(valid)}")
-    extra = {"pretrained": pretrained} if "pretrained" in inspect.signature(cls.__init__).parameters else {}
-    return cls(spec, labels, **cfg.options, **extra)
+    """``HEADS.build(name, spec, labels, **options)``; unknown options are a ``UsageError``."""
+    return HEADS.build(cfg.name, spec, labels, internal={"pretrained": pretrained}, **cfg.options)
 
 
 def _speaks_tokens(module: nn.Module) -> bool:
@@ -166,13 +158,10 @@ class GeoModel(nn.Module):
         return next(self.parameters()).device
 
     def masks(self, batch: dict) -> dict[str, torch.Tensor | None]:
-        """Per-branch presence masks: ``<name>_mask``, or OCR's ``has_text``, else None (all present)."""
+        """Per-branch presence masks: ``<name>_mask``, else None (all present)."""
         out = {}
         for b in self.config.branches:
             mask = batch.get(f"{b.name}_mask")
-            value = batch.get(b.name)
-            if mask is None and isinstance(value, dict) and "has_text" in value:
-                mask = value["has_text"]
             out[b.name] = None if mask is None else torch.as_tensor(mask, device=self.device).bool()
         return out
 
@@ -207,9 +196,11 @@ class GeoModel(nn.Module):
         features = {"embedding": embedding, "tokens": tokens}
         return {"embedding": embedding, "tokens": tokens, "heads": {n: h(features) for n, h in self.heads.items()}}
 
-    def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted multi-task loss over the heads whose targets the batch carries, and each part."""
-        parts = {n: h.loss(outputs["heads"][n], batch) for n, h in self.heads.items()}
+    def loss(self, outputs: dict, batch: dict, class_weights: dict | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted multi-task loss over the heads whose targets the batch carries, and each part;
+        ``class_weights`` ({key: (C,) weights}, see ``Head.class_counts``) weight the classes."""
+        parts = {n: h.loss(outputs["heads"][n], batch, class_weights) for n, h in self.heads.items()}
         parts = {n: v for n, v in parts.items() if v is not None}
         weights = {h.name: h.weight for h in self.config.heads}
         return weighted_sum(parts, weights), {n: v.detach() for n, v in parts.items()}

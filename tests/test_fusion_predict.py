@@ -9,7 +9,6 @@ import torch
 import fusion_helpers as H
 from geocli.config import HeadConfig, PredictConfig
 from geocli.model import GeoModel
-from geocli.heads.classification import SCENE_PROMPTS, scene_prompt_features
 from geocli.heads.locations import refine_points
 from geocli.geo.countries import country_code_at
 from geocli.geo.distance import haversine_km
@@ -99,7 +98,3 @@ def test_label_space_targets():
     assert set(t["cells"]) == {"coarse", "fine"}
 
 
-def test_scene_prompt_features_use_every_prompt():
-    seen = []
-    feats = scene_prompt_features(lambda prompts: seen.extend(prompts) or torch.ones(len(prompts), 4))
-    assert seen == [p for s in SCENE_PROMPTS for p in SCENE_PROMPTS[s]] and feats["urban"].shape == (3, 4)

@@ -11,7 +11,6 @@ import torch
 import fusion_helpers as H
 from geocli.config import BranchConfig, HeadConfig
 from geocli.model import GeoModel
-from geocli.heads.classification import scene_pseudo_labels
 from geocli.heads.losses import (
     classification_loss,
     coordinate_loss,
@@ -143,9 +142,3 @@ def test_multi_similarity_prefers_separated_places():
     assert multi_similarity_loss(good, torch.tensor([0, 1, 2, 3])) == 0  # no positive pairs
 
 
-def test_scene_pseudo_labels_from_prompt_embeddings():
-    prompts = {"indoor": torch.tensor([[1.0, 0, 0]]), "natural": torch.tensor([[0, 1.0, 0]]),
-               "urban": torch.tensor([[0, 0, 1.0]])}
-    images = torch.tensor([[0.9, 0.1, 0.0], [0.0, 0.2, 1.0], [1.0, 1.0, 1.0]])
-    labels = scene_pseudo_labels(images, prompts, ["indoor", "natural", "urban"], min_confidence=0.5)
-    assert labels.tolist() == [0, 2, -1]  # the last one is ambiguous

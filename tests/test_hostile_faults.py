@@ -220,4 +220,6 @@ def test_sigkill_during_train_then_resume_finishes(tmp_path):
     assert f"after epoch {saved}" in result.stderr
     history = json.loads(result.stdout)["history"]
     assert [row["epoch"] for row in history] == list(range(1, 13))
-    assert load_run_state(cfg.out)["epoch"] == 12 and load_checkpoint(cfg.out) is not None
+    assert load_run_state(cfg.out)["epoch"] == 12
+    assert json.loads((pathlib.Path(cfg.out) / "config.json").read_text())["train"]["epoch"] == 12
+    assert set(load_checkpoint(cfg.out).heads) == set(cfg.heads)

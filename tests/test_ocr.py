@@ -58,7 +58,7 @@ def test_reading_order_lines_then_left_to_right():
 
 
 def test_embedder_uses_packaged_minilm_offline(branch):
-    assert packaged_minilm_dir() is not None
+    assert (packaged_minilm_dir() / "model.safetensors").is_file()
     embedder = branch.embedder
     assert isinstance(embedder, TextEmbedder)
     emb = embedder.embed(["Market Street", "MARKET ST", "chocolate cake recipe"])
@@ -91,7 +91,7 @@ def test_forward_accepts_cached_embeddings_and_texts(branch):
     torch.testing.assert_close(from_cache, branch(["MARKET ST", ""]))
     loss = from_cache[1].sum()
     loss.backward()  # the no-text vector learns; the frozen text model does not
-    assert branch.no_text.grad is not None
+    assert float(branch.no_text.grad.abs().sum()) > 0
     assert all(p.grad is None for p in branch.text_model.parameters())
     branch.no_text.grad = None
 

@@ -24,6 +24,8 @@ TINY_CLIP = {
 }
 TINY_SEG = {"model": "vit_tiny_patch16_224", **T.TINY_VIT, "segmenter": "torchvision-lraspp",
             "segmenter_options": {"weights": None, "size": 32}}
+#: No two points on Earth are farther apart: a distance beyond it (or of exactly 0) is a bug.
+HALF_CIRCUMFERENCE_KM = 20016.0
 #: What each recipe must put in its checkpoint: heads, fusion, test-time augmentation.
 PROMISES = {
     "translocator": ({"geocell", "scene"}, "translocator", "five-crop"),
@@ -92,7 +94,8 @@ def test_every_recipe_is_listed_and_covered():
     res = CliRunner().invoke(cli, ["models", "--format", "json"])
     listed = {r["name"]: r for r in json.loads(res.stdout)["recipes"]}
     assert set(listed) == set(PROMISES)
-    assert all(r["backbones"] and all("available" in b for b in r["backbones"]) for r in listed.values())
+    assert all(r["backbones"] and all(isinstance(b["available"], bool) and b["where"] for b in r["backbones"])
+               for r in listed.values())
 
 
 @pytest.mark.parametrize("name", sorted(PROMISES))
@@ -107,7 +110,7 @@ def test_recipe_trains_and_its_checkpoint_keeps_the_promise(name, tmp_path):
     records = model.predict(photo_batch(model, tmp_path / "data" / "img" / "r1_l0_v0.png"))
     assert records[0]["predictions"] and -90 <= records[0]["predictions"][0]["lat"] <= 90
     final = summary["final"]["val"]
-    assert final["median_km"] is not None and final["loss"] > 0
+    assert 0 < final["median_km"] < HALF_CIRCUMFERENCE_KM and final["loss"] > 0
     check_specifics(name, summary, model, tmp_path)
 
 
@@ -123,6 +126,6 @@ def check_specifics(name: str, summary: dict, model, tmp_path) -> None:
         guess = model.predict(photo_batch(model, tmp_path / "data" / "img" / "r0_l0_v0.png"))[0]["predictions"][0]
         assert np.isclose(np.abs(refs.coords - [guess["lat"], guess["lon"]]).sum(1), 0, atol=1e-4).any()
     if name.endswith("regression"):
-        assert final["train"]["mean_km"] >= 0 and final["val"]["mean_km"] >= 0
+        assert 0 < final["train"]["mean_km"] < HALF_CIRCUMFERENCE_KM and 0 < final["val"]["mean_km"] < HALF_CIRCUMFERENCE_KM
     if name == "vit-clip-mlp":
         assert model.config.labels.country_points and set(model.branches) == {"rgb", "clip"}

@@ -142,4 +142,6 @@ def test_seg_branch_token_api_and_config(seg_branch):
     rebuilt = build_branch("seg", json.loads(json.dumps(seg_branch.config)))
     assert rebuilt.out_dim == 32 and rebuilt.config["segmenter"] == "precomputed"
     rebuilt.set_trainable(1)
-    assert any(p.requires_grad for p in rebuilt.parameters())
+    trainable = {n for n, p in rebuilt.named_parameters() if p.requires_grad}
+    last_block = {n for n, _ in rebuilt.named_parameters() if n.startswith("vit.model.blocks.1.")}
+    assert trainable == last_block | {"vit.model.norm.weight", "vit.model.norm.bias"} and len(last_block) == 12

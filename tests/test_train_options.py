@@ -10,7 +10,8 @@ from geocli.branches import build_branch
 from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig, TrainConfig
 from geocli.datasets.manifest import Manifest
 from geocli.training.recipes import merge_training_layers
-from geocli.training.data import PlaceBatchSampler, place_ids
+from geocli.datasets.samplers import PlaceBatchSampler
+from geocli.training.data import place_ids
 from geocli.errors import UsageError
 from geocli.model import GeoModel
 
@@ -124,7 +125,7 @@ def test_final_norm_can_be_trimmed():
 ])
 def test_cached_rows_give_back_the_same_descriptors_as_the_live_branch(rgb):
     """A frozen token branch caches pooled vector + patch tokens; its stand-in hands them back."""
-    from geocli.training.setup import caches_tokens, training_view
+    from geocli.embedding_cache import caches_tokens, training_view
     from geocli.model import TokenEmbeddingInput, flatten_with_tokens
 
     cfg = ModelConfig(branches=[BranchConfig("rgb", options=rgb)],
@@ -163,7 +164,7 @@ def test_frozen_retrieval_training_encodes_each_photo_once(tmp_path, monkeypatch
 
 
 def test_eval_shards_cover_every_sample_once():
-    from geocli.training.data import EvalShard
+    from geocli.datasets.samplers import EvalShard
 
     shards = [list(EvalShard(11, rank, 3)) for rank in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(11))

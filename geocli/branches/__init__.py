@@ -3,13 +3,13 @@
 Importing this package imports torch (it is only imported by commands, never at CLI start-up);
 timm, open_clip, OCR engines and sentence-transformers load when a branch is built.
 """
-from geocli.branches.base import BRANCHES, Branch, Preprocess, build_branch, resolve_device
+from geocli.branches.base import BRANCHES, Branch, Preprocess, build_branch
 from geocli.branches.clip import CLIPBranch
 from geocli.branches.ocr import OCRBranch, OCROutput
-from geocli.branches.rgb import RGBBranch, resolve_rgb_model
+from geocli.branches.rgb import RGBBranch
 from geocli.branches.segmentation_branch import SegmentationBranch
 
 __all__ = [
     "BRANCHES", "Branch", "CLIPBranch", "OCRBranch", "OCROutput", "Preprocess", "RGBBranch",
-    "SegmentationBranch", "build_branch", "resolve_device", "resolve_rgb_model",
+    "SegmentationBranch", "build_branch",
 ]

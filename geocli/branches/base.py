@@ -16,6 +16,7 @@ from torch import nn
 
 from geocli.errors import UsageError
 from geocli.registry import Registry
+from geocli.runtime import resolve_device
 
 BRANCHES: Registry = Registry("branch")
 #: 'freeze' (no gradients), 'finetune' (all), or N: only the last N blocks (plus what follows them).
@@ -135,13 +136,6 @@ def check_device(device: str) -> torch.device:
     return dev
 
 
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """The requested device, or CUDA when present, else CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def freeze_from(module: nn.Module, blocks: Sequence[nn.Module], n: int) -> None:
     """Freeze ``module`` except the last ``n`` of ``blocks`` and every parameter registered after them."""
     if not 0 <= n <= len(blocks):
@@ -162,6 +156,31 @@ class Branch(nn.Module):
 
     out_dim: int
     preprocess: Preprocess
+    #: Trains only frozen, from the embedding cache: its input comes from a slow tool (OCR).
+    cache_only: bool = False
+    #: The cached training view runs the branch itself on its cache rows (it has parameters of its
+    #: own that train, e.g. OCR's "no text" vector); ``cache_sample`` turns a row into its input.
+    runs_on_cache: bool = False
+    #: Its pixels are rendered label maps (segmented once per photo before training), not the photo.
+    reads_label_maps: bool = False
+
+    @classmethod
+    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+        """Constructor options from a run's ``TrainConfig`` (its CLI-level settings), before the run's
+        ``branch_options`` for this branch (``options``) are laid over them. ``paired``: the branch
+        is one of a TransLocator pair, which trains together."""
+        return {"trainable": cfg.trainable}
+
+    @classmethod
+    def needed_weights(cls, options: dict) -> list:
+        """``WeightsStatus`` of each pretrained model this branch would load with ``options``
+        (what ``geocli models`` reports for a recipe; nothing is downloaded)."""
+        return []
+
+    @classmethod
+    def option(cls, options: dict, key: str):
+        """``options[key]``, else the constructor's default for it."""
+        return options[key] if key in options else inspect.signature(cls).parameters[key].default
 
     def __init__(self) -> None:
         super().__init__()
@@ -231,10 +250,4 @@ class Branch(nn.Module):
 
 def build_branch(name: str, config: dict | None = None, device: str | torch.device | None = None) -> Branch:
     """Build a registered branch from its ``config`` dict; unknown keys are a ``UsageError``."""
-    cls = BRANCHES.get(name)
-    config = dict(config or {})
-    valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(config) - set(valid))
-    if unknown:
-        raise UsageError(f"unknown option(s) {unknown} for branch {name!r}; valid: {', '.join(valid)}")
-    return cls(**config).to(resolve_device(device))
+    return BRANCHES.build(name, **dict(config or {})).to(resolve_device(device))

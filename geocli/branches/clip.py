@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
 from geocli.errors import UsageError
 from geocli.hub import cache_dir, digest, fetch, file_fingerprint, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
@@ -58,9 +59,21 @@ def _hint(model: str) -> str:
 class CLIPBranch(Branch):
     """open_clip image tower as a branch; ``forward`` returns L2-normalised image embeddings."""
 
+    @classmethod
+    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+        """``--clip-model`` / ``--clip-weights`` (a pretrained tag or a local file)."""
+        return {"model": cfg.clip_model, "pretrained": cfg.clip_weights or DEFAULT_CLIP_PRETRAINED,
+                "trainable": cfg.trainable}
+
+    @classmethod
+    def needed_weights(cls, options: dict) -> list:
+        from geocli.weights import open_clip_weights
+
+        return [open_clip_weights(cls.option(options, "model"), cls.option(options, "pretrained"))]
+
     def __init__(
         self,
-        model: str = "ViT-B-32",
+        model: str = DEFAULT_CLIP_MODEL,
         pretrained: str | None = None,
         model_cfg: dict[str, Any] | None = None,
         trainable: Trainable = "freeze",

@@ -51,6 +51,24 @@ class CapLongSide:
 class OCRBranch(Branch):
     """OCR engine + text embedder; ``encode_images(images) -> OCROutput(emb, has_text, texts)``."""
 
+    cache_only = True  # reading text is far too slow to repeat every epoch
+    runs_on_cache = True  # so that the "no text" vector trains
+
+    @classmethod
+    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+        return {"trainable": "freeze"}
+
+    @classmethod
+    def needed_weights(cls, options: dict) -> list:
+        from geocli.weights import text_model_weights
+
+        return [text_model_weights(cls.option(options, "text_model"))]
+
+    @staticmethod
+    def cache_sample(emb: torch.Tensor, has_text) -> dict:
+        """One cache row as the branch's input: the sentence embedding and whether there was text."""
+        return {"text_emb": emb, "has_text": torch.as_tensor(bool(has_text))}
+
     def __init__(
         self,
         engine: str = "rapidocr",

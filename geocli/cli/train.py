@@ -35,7 +35,8 @@ def _cells(ctx, param, value):
 @click.option("--heads", callback=_comma_list, help="Comma list of heads (default country,geocell).")
 @click.option("--cells", callback=_cells, metavar="MIN:MAX,...", help="Geocell partitions (default: scaled to the data).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False), help="JSON of training settings.")
-@click.option("--recipe", help="Named preset from geocli/recipes/NAME.json.")
+@click.option("--recipe", help="Named preset: NAME.json in --recipes-dir, $GEOCLI_RECIPES or geocli/recipes/.")
+@click.option("--recipes-dir", type=click.Path(exists=True, file_okay=False), help="A folder of your own recipes.")
 @click.option("--epochs", type=click.IntRange(1))
 @click.option("--batch-size", type=click.IntRange(1))
 @click.option("--lr", type=click.FloatRange(0, min_open=True), help="Head learning rate.")
@@ -66,7 +67,7 @@ def _cells(ctx, param, value):
               help="Replace an earlier geocli run at --out (never a folder geocli did not make).")
 @format_option
 @click.pass_context
-def train(ctx, config_file, recipe, resume, force, fmt, trainable, unfreeze_last, branches, heads, cells, **plain):
+def train(ctx, config_file, recipe, recipes_dir, resume, force, fmt, trainable, unfreeze_last, branches, heads, cells, **plain):
     """Train a geolocation model; writes a checkpoint folder for 'geocli predict --model DIR'.
 
     \b
@@ -85,7 +86,7 @@ def train(ctx, config_file, recipe, resume, force, fmt, trainable, unfreeze_last
     flags.update({k: v for k, v in (("branches", branches), ("heads", heads), ("cells", cells)) if v})
     if unfreeze_last or trainable:
         flags["trainable"] = unfreeze_last or trainable
-    layers = [resume_settings(resume) if resume else {}, load_recipe(recipe) if recipe else {},
+    layers = [resume_settings(resume) if resume else {}, load_recipe(recipe, recipes_dir) if recipe else {},
               read_settings(config_file, "config") if config_file else {}, flags]
     from geocli.report.console import log
 

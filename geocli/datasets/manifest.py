@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geocli.config import DEFAULT_SCENES
 from geocli.errors import DatasetNotFoundError, ManifestError
 
 # Accepted header spellings (compared case-insensitively) for each canonical column.
@@ -29,8 +30,7 @@ COLUMN_ALIASES = {
 }
 REQUIRED = ("image", "lat", "lon")
 #: S3 scene labels of the Places365-annotated benchmark files.
-S3_SCENES = {"0": "indoor", "1": "natural", "2": "urban"}
-SCENE_NAMES = ("indoor", "natural", "urban")
+S3_SCENES = dict(zip("012", DEFAULT_SCENES))
 
 
 @dataclass
@@ -56,14 +56,6 @@ class Manifest:
             self.source, pick(self.images), self.lat[idx], self.lon[idx],
             pick(self.country), pick(self.scene), pick(self.group), pick(self.rows),
         )
-
-    def sample(self, i: int) -> dict:
-        """Sample ``i`` as a dict (the form every dataset in geocli yields)."""
-        return {
-            "image": self.images[i], "lat": float(self.lat[i]), "lon": float(self.lon[i]),
-            "country": self.country[i], "scene": self.scene[i], "group": self.group[i], "index": i,
-        }
-
 
 def _read_text(path: Path) -> str:
     if not path.is_file():

@@ -1,10 +1,12 @@
-"""Train/validation splits and class-balanced sample weights.
+"""Train/validation splits and the choice among them.
 
 ``group`` keeps every view of one place (``location_id`` / ``sequence``) on one side;
 ``spatial-kmeans`` clusters coordinates and holds out whole clusters, the leakage guard of the
 ViT16-vs-DINOv2 study (neighbouring photos never straddle train and validation).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 
@@ -74,14 +76,6 @@ def split_manifest(
     return manifest.subset(tr), manifest.subset(va)
 
 
-def class_balanced_weights(labels) -> np.ndarray:
-    """Per-sample weight 1/N_class (so each class is drawn equally often), normalised to mean 1."""
-    labels = np.asarray(labels)
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    w = 1.0 / counts[inverse]
-    return w * (len(w) / w.sum())
-
-
 def inverse_frequency_class_weights(labels, n_classes: int) -> np.ndarray:
     """Per-class loss weight 1/frequency (the ViT+CLIP thesis); unseen classes get weight 0."""
     counts = np.bincount(np.asarray(labels, np.int64), minlength=n_classes).astype(np.float64)
@@ -89,3 +83,18 @@ def inverse_frequency_class_weights(labels, n_classes: int) -> np.ndarray:
     seen = counts > 0
     w[seen] = 1.0 / counts[seen]
     return w * (seen.sum() / w.sum())
+
+
+def has_groups(manifest: Manifest) -> bool:
+    return any(g is not None for g in manifest.group) and len(set(manifest.group)) < len(manifest)
+
+
+def choose_split(manifest: Manifest, requested: str | None, log: Callable[[str], None]) -> str:
+    """The split method: as asked, else group when views share a location, else spatial-kmeans."""
+    grouped = has_groups(manifest)
+    if requested is None:
+        return "group" if grouped else "spatial-kmeans"
+    if requested == "random" and grouped:
+        log("warning: --split random puts views of the same location on both sides (leakage); "
+            "validation numbers will be optimistic. Use --split group")
+    return requested

@@ -1,17 +1,14 @@
 """Output heads: country, geocells (several resolutions), scene, coordinate regression and the
 BEiT/ResNet study's grid-classifier-plus-regressor. Retrieval heads live in ``retrieval.py``.
 
-Every head is built as ``HEADS.get(name)(spec, labels, **options)`` and has
-``forward(features) -> dict`` (``features``: "embedding" (B, D) and "tokens" (B, N, D_tok) or None)
-and ``loss(out, batch) -> Tensor | None`` (None when the batch carries none of its targets).
+Every head is a ``Head`` (see ``base.py``): built as ``HEADS.get(name)(spec, labels, **options)``,
+it says how it learns (``loss``, ``class_counts``) and which locations it yields (``locations``).
 
 Batch targets (all optional; -1 = unknown, ignored): "country" (B,) index into the country list,
 "cells" {partition name: (B,) index} (assigned from "gps" when absent), "scene" (B,) index,
 "gps" (B, 2) (lat, lon) degrees.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,57 +17,9 @@ from torch import nn
 
 from geocli.config import LabelSpaces
 from geocli.errors import UsageError
-from geocli.registry import Registry
+from geocli.heads.base import HEADS, FeatureSpec, Head, _gps, _long, mlp, trunk
 from geocli.heads.losses import classification_loss, coordinate_loss, haversine_smoothed_targets
-
-HEADS: Registry = Registry("head")
-
-#: CLIP zero-shot prompts per scene, for pseudo-labels when the data has no scene labels.
-SCENE_PROMPTS = {
-    "indoor": ["a photo taken indoors", "a photo of the inside of a building", "a photo of a room"],
-    "natural": ["a photo of nature", "a photo of a landscape", "a photo of mountains, forest or sea"],
-    "urban": ["a photo of a city street", "a photo of buildings in a town", "a photo of an urban area"],
-}
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What the fusion hands the heads: embedding width, and patch-token shape when available."""
-
-    embed_dim: int
-    token_dim: int | None = None
-    num_tokens: int | None = None
-
-
-def mlp(dims: list[int], dropout: float = 0.0) -> nn.Sequential:
-    """Linear layers of the given widths with ReLU (and dropout) between them."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(dims) - 2:
-            layers += [nn.ReLU(), nn.Dropout(dropout)] if dropout else [nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-def trunk(in_dim: int, hidden=(), dropout: float = 0.0) -> tuple[nn.Module, int]:
-    """The hidden layers in front of a classifier: Linear -> ReLU -> Dropout per width in ``hidden``
-    (the ViT/DINOv2 study's 512 + ReLU + Dropout 0.5; the ViT+CLIP thesis's 1024-512-256), or
-    nothing. Returns (module, its output width)."""
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(in_dim, int(width)), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
-        in_dim = int(width)
-    return nn.Sequential(*layers), in_dim
-
-
-def _long(batch: dict, key: str, device) -> torch.Tensor | None:
-    value = batch.get(key)
-    return None if value is None else torch.as_tensor(value, device=device).long()
-
-
-def _gps(batch: dict, device) -> torch.Tensor | None:
-    value = batch.get("gps")
-    return None if value is None else torch.as_tensor(value, device=device, dtype=torch.float32)
+from geocli.heads.locations import refine_points, top_classes
 
 
 def _need_cells(labels: LabelSpaces, head: str):
@@ -92,7 +41,7 @@ def cell_targets(batch: dict, hierarchy, name: str, device) -> torch.Tensor | No
     return torch.as_tensor(part.assign(gps[:, 0], gps[:, 1]), device=device)
 
 
-class ClassifierHead(nn.Module):
+class ClassifierHead(Head):
     """Classifier over ``classes`` (optional MLP ``hidden`` widths with ReLU and ``dropout`` in front
     of the output layer) with label-smoothed cross-entropy on ``target_key``."""
 
@@ -111,9 +60,12 @@ class ClassifierHead(nn.Module):
     def forward(self, features: dict) -> dict:
         return {"logits": self.fc(self.trunk(features["embedding"]))}
 
-    def loss(self, out: dict, batch: dict):
+    def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
         target = _long(batch, self.target_key, out["logits"].device)
-        return None if target is None else classification_loss(out["logits"], target, self.label_smoothing)
+        if target is None:
+            return None
+        weight = (class_weights or {}).get(self.target_key)
+        return classification_loss(out["logits"], target, self.label_smoothing, weight)
 
 
 @HEADS.register("country")
@@ -121,10 +73,24 @@ class CountryHead(ClassifierHead):
     """Country classification over ``labels.countries``. Options: label_smoothing, hidden, dropout."""
 
     target_key = "country"
+    location_priority = 50  # countries are the coarsest answer: any other location head goes first
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, label_smoothing: float = 0.0,
                  hidden=(), dropout: float = 0.0):
         super().__init__(spec, labels.countries, label_smoothing, hidden, dropout)
+
+    def class_counts(self, targets: dict) -> dict[str, tuple]:
+        if self.target_key not in targets:
+            return {}
+        known = targets[self.target_key][targets[self.target_key] >= 0]
+        return {self.target_key: (known, len(self.classes))}
+
+    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
+        """Top-k countries, each placed at its ``country_points`` entry (none when the model has none)."""
+        if len(labels.country_points) != len(labels.countries):
+            return [[] for _ in range(out["logits"].shape[0])]
+        points = labels.country_points
+        return [[(points[i][0], points[i][1], None, p) for i, p in row] for row in top_classes(out["logits"], k)]
 
 
 @HEADS.register("scene")
@@ -138,27 +104,8 @@ class SceneHead(ClassifierHead):
         super().__init__(spec, labels.scenes, label_smoothing, hidden, dropout)
 
 
-def scene_prompt_features(encode_text, scenes=tuple(SCENE_PROMPTS)) -> dict[str, torch.Tensor]:
-    """CLIP text embeddings of each scene's prompts; ``encode_text``: list[str] -> (P, D), e.g. the
-    CLIP branch's ``encode_text``."""
-    return {s: encode_text(SCENE_PROMPTS[s]) for s in scenes}
-
-
-def scene_pseudo_labels(image_features: torch.Tensor, prompt_features: dict[str, torch.Tensor],
-                        scenes: list[str], min_confidence: float = 0.5, scale: float = 100.0):
-    """Scene labels from CLIP zero-shot: mean prompt embedding per scene, softmax over cosine.
-
-    ``prompt_features[scene]``: (P, D) CLIP text embeddings of that scene's prompts.
-    Returns (B,) indices into ``scenes``; -1 where the best scene's probability < ``min_confidence``.
-    """
-    text = torch.stack([F.normalize(F.normalize(prompt_features[s], dim=-1).mean(0), dim=0) for s in scenes])
-    probs = (scale * F.normalize(image_features, dim=-1) @ text.t()).softmax(dim=-1)
-    conf, idx = probs.max(dim=-1)
-    return torch.where(conf >= min_confidence, idx, torch.full_like(idx, -1))
-
-
 @HEADS.register("geocell")
-class GeocellHead(nn.Module):
+class GeocellHead(Head):
     """One classifier per geocell partition (coarse to fine), trained jointly.
 
     Options: label_smoothing (plain CE) or tau_km (PIGEON haversine smoothing over the cells'
@@ -166,6 +113,8 @@ class GeocellHead(nn.Module):
     in front of the per-partition classifiers). Prediction multiplies each fine cell's probability
     by its parents' (``GeocellHierarchy.combine``, GeoEstimation's hierarchy).
     """
+
+    location_priority = 10
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, label_smoothing: float = 0.0,
                  tau_km: float | None = None, hidden=(), dropout: float = 0.0):
@@ -182,18 +131,34 @@ class GeocellHead(nn.Module):
         x = self.trunk(features["embedding"])
         return {"logits": {n: self.fc[n](x) for n in self.names}}
 
-    def loss(self, out: dict, batch: dict):
-        parts = [self._partition_loss(n, out["logits"][n], batch) for n in self.names]
+    def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
+        parts = [self._partition_loss(n, out["logits"][n], batch, (class_weights or {}).get(f"cells/{n}"))
+                 for n in self.names]
         parts = [p for p in parts if p is not None]
         return torch.stack(parts).mean() if parts else None
 
-    def _partition_loss(self, name: str, logits: torch.Tensor, batch: dict):
+    def _partition_loss(self, name: str, logits: torch.Tensor, batch: dict, weight=None):
         gps = _gps(batch, logits.device)
         if self.tau_km and gps is not None:
             soft = haversine_smoothed_targets(gps, getattr(self, f"means_{name}"), self.tau_km)
             return classification_loss(logits, soft)
         target = cell_targets(batch, self.hierarchy, name, logits.device)
-        return None if target is None else classification_loss(logits, target, self.label_smoothing)
+        return None if target is None else classification_loss(logits, target, self.label_smoothing, weight)
+
+    def class_counts(self, targets: dict) -> dict[str, tuple]:
+        cells = targets.get("cells") or {}
+        return {f"cells/{p.name}": (cells[p.name], len(p)) for p in self.hierarchy.partitions if p.name in cells}
+
+    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
+        """Top-k finest cells by hierarchical probability; point = member mean, optionally refined."""
+        finest = self.hierarchy.finest
+        rows = []
+        for p in self.probabilities(out):
+            top = np.argsort(-p)[:k]
+            points = (refine_points(finest.means, p, top, predict.refine_top, predict.refine_km)
+                      if predict.refine else finest.means[top])
+            rows.append([(pt[0], pt[1], finest.cell_ids[c], p[c]) for c, pt in zip(top, points)])
+        return rows
 
     def probabilities(self, out: dict) -> np.ndarray:
         """(B, n_finest) hierarchical cell probabilities."""
@@ -207,7 +172,7 @@ def bounded_coords(raw: torch.Tensor) -> torch.Tensor:
 
 
 @HEADS.register("regression")
-class RegressionHead(nn.Module):
+class RegressionHead(Head):
     """Direct (lat, lon) regression. Options: loss ("mse", "equirectangular", "haversine"),
     hidden (MLP widths before the output; empty = one linear layer, as the study's first head)."""
 
@@ -217,16 +182,23 @@ class RegressionHead(nn.Module):
         self.kind = loss
         self.net = mlp([spec.embed_dim, *hidden, 2])
 
+    location_priority = 40
+    point_estimate = True
+
     def forward(self, features: dict) -> dict:
         return {"coords": bounded_coords(self.net(features["embedding"]))}
 
-    def loss(self, out: dict, batch: dict):
+    def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
         gps = _gps(batch, out["coords"].device)
         return None if gps is None else coordinate_loss(out["coords"], gps, self.kind)
 
+    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
+        """One point per sample, without a probability (a regression has no distribution)."""
+        return [[(float(lat), float(lon), None, None)] for lat, lon in out["coords"].detach().float().cpu().numpy()]
+
 
 @HEADS.register("grid_regression")
-class GridRegressionHead(nn.Module):
+class GridRegressionHead(Head):
     """Grid-cell classifier whose one-hot answer is concatenated to the embedding and fed to an MLP
     regressor 250-150-100-50 (Aydoslu et al.); loss = CE(grid) + equirectangular distance.
 
@@ -234,6 +206,9 @@ class GridRegressionHead(nn.Module):
     regressor's loss also reaches the classifier. Options: partition (geocell partition used as the
     grid; default the coarsest), hidden, loss, label_smoothing.
     """
+
+    location_priority = 30
+    point_estimate = True
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, partition: str | None = None,
                  hidden=(250, 150, 100, 50), loss: str = "equirectangular", label_smoothing: float = 0.0):
@@ -255,7 +230,7 @@ class GridRegressionHead(nn.Module):
         onehot = hard + soft - soft.detach()
         return {"logits": logits, "coords": bounded_coords(self.regressor(torch.cat([emb, onehot], dim=1)))}
 
-    def loss(self, out: dict, batch: dict):
+    def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
         device = out["logits"].device
         target = cell_targets(batch, self.hierarchy, self.partition, device)
         gps = _gps(batch, device)
@@ -265,3 +240,11 @@ class GridRegressionHead(nn.Module):
         if gps is not None:
             parts.append(coordinate_loss(out["coords"], gps, self.kind))
         return sum(parts) if parts else None
+
+    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
+        """The regressed point of each sample, with its grid cell and that cell's probability."""
+        probs = out["logits"].detach().float().softmax(-1).cpu()
+        conf, idx = probs.max(-1)
+        part = self.hierarchy.partitions[self.hierarchy.names.index(self.partition)]
+        coords = out["coords"].detach().float().cpu().numpy()
+        return [[(float(c[0]), float(c[1]), part.cell_ids[int(i)], float(p))] for c, i, p in zip(coords, idx, conf)]

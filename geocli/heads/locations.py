@@ -2,8 +2,9 @@
 ``predictions``, the ``confidence_radius_km`` (90% of a geocell head's probability around guess 1),
 the ``country_head`` ranking, the ``scene`` and the ``country_agreement``.
 
-Locations come from one head (``PredictConfig.location_head``, else the first present of
-``LOCATION_HEADS``); each location's country is looked up at its coordinate. The country head's own
+Locations come from one head (``PredictConfig.location_head``, else the head with the lowest
+``location_priority``; each head says how it yields locations); each location's country is looked
+up at its coordinate. The country head's own
 ranking is reported beside them, and ``country_agreement`` says whether the two agree, so a
 disagreement is visible rather than resolved silently.
 """
@@ -16,28 +17,37 @@ from geocli.errors import UsageError
 from geocli.geo.distance import mass_radius_km, mean_coordinate, pairwise_haversine_km
 from geocli.predict.record import CountryScore, LocateResult, Scene, agreement, country_score, guess
 
-LOCATION_HEADS = ("geocell", "gallery", "retrieval", "grid_regression", "regression", "country")
-
 
 def location_head(model, name: str | None = None) -> str | None:
-    """The head whose scores rank candidate locations."""
+    """The head whose scores rank candidate locations: ``name``, else the head of lowest
+    ``location_priority`` (None when no head yields locations)."""
     if name is not None:
         if name not in model.heads:
             raise UsageError(f"location head {name!r} is not in this model; heads: {list(model.heads)}")
         return name
-    return next((h for h in LOCATION_HEADS if h in model.heads), None)
+    ranked = [(h.location_priority, i, n) for i, (n, h) in enumerate(model.heads.items())
+              if getattr(h, "location_priority", None) is not None]
+    return min(ranked)[2] if ranked else None
 
 
 def to_records(model, outputs: dict, top_k: int | None = None) -> list[LocateResult]:
+    """The model's part of each sample's record. The location head's ``k`` ranked guesses come
+    first; every other head that gives a point estimate (``Head.point_estimate``: a regression)
+    adds its point after them, under its own ``source``, so it is shown rather than dropped."""
     cfg = model.config.predict
     k = top_k or cfg.top_k
     source = location_head(model, cfg.location_head)
     batch = outputs["embedding"].shape[0]
-    locations = _locations(model, source, outputs["heads"][source], k) if source else [[] for _ in range(batch)]
+    locations = [[] for _ in range(batch)]
+    extra = [n for n, h in model.heads.items() if n != source and getattr(h, "point_estimate", False)]
+    for name, n in ([(source, k)] if source else []) + [(e, 1) for e in extra]:
+        rows = model.heads[name].locations(outputs["heads"][name], n, cfg, model.config.labels)
+        for mine, row in zip(locations, rows):
+            mine += [(*loc, name) for loc in row]
     countries = _country_ranking(model, outputs["heads"], k, batch)
     scenes = _scenes(model, outputs["heads"], batch)
     radii = _radii(model, source, outputs["heads"][source], locations) if source else [None] * batch
-    records = [_record(locations[i], countries[i], scenes[i], source) for i in range(batch)]
+    records = [_record(locations[i], countries[i], scenes[i]) for i in range(batch)]
     return [{**rec, "confidence_radius_km": radius} for rec, radius in zip(records, radii)]
 
 
@@ -53,42 +63,13 @@ def _radii(model, source: str, out: dict, locations: list[list[tuple]]) -> list[
             for p, loc in zip(probs, locations)]
 
 
-def _record(locations: list[tuple], countries: list[CountryScore] | None, scene: Scene | None,
-            source: str | None) -> dict:
+def _record(locations: list[tuple], countries: list[CountryScore] | None, scene: Scene | None) -> dict:
     """The model's part of a record: ranked guesses (country at each coordinate), the country
     head's ranking, the scene."""
     predictions = [guess(rank, lat, lon, source, prob, cell)
-                   for rank, (lat, lon, cell, prob) in enumerate(locations, start=1)]
+                   for rank, (lat, lon, cell, prob, source) in enumerate(locations, start=1)]
     return {"predictions": predictions, "country_head": countries or [], "scene": scene,
             "country_agreement": agreement(predictions, countries or [])}
-
-
-def _locations(model, source: str, out: dict, k: int) -> list[list[tuple]]:
-    head = model.heads[source]
-    if source == "geocell":
-        return _geocell_locations(head, out, k, model.config.predict)
-    if source in ("gallery", "retrieval"):
-        probs, coords = head.topk(out, k)
-        return [[(float(c[0]), float(c[1]), None, float(p)) for p, c in zip(pr, co)]
-                for pr, co in zip(probs.float().cpu().numpy(), coords.float().cpu().numpy())]
-    if source == "grid_regression":
-        return _grid_locations(head, out)
-    if source == "country":
-        return _country_locations(model.config.labels, out, k)
-    coords = out["coords"].detach().float().cpu().numpy()
-    return [[(float(lat), float(lon), None, None)] for lat, lon in coords]
-
-
-def _geocell_locations(head, out: dict, k: int, cfg) -> list[list[tuple]]:
-    """Top-k finest cells by hierarchical probability; point = member mean, optionally refined."""
-    finest = head.hierarchy.finest
-    probs = head.probabilities(out)
-    rows = []
-    for p in probs:
-        top = np.argsort(-p)[:k]
-        points = refine_points(finest.means, p, top, cfg.refine_top, cfg.refine_km) if cfg.refine else finest.means[top]
-        rows.append([(pt[0], pt[1], finest.cell_ids[c], p[c]) for c, pt in zip(top, points)])
-    return rows
 
 
 def refine_points(means: np.ndarray, probs: np.ndarray, top: np.ndarray, refine_top: int, refine_km: float):
@@ -104,32 +85,19 @@ def refine_points(means: np.ndarray, probs: np.ndarray, top: np.ndarray, refine_
     return out
 
 
-def _country_locations(labels, out: dict, k: int) -> list[list[tuple]]:
-    """Top-k countries, each placed at its ``country_points`` entry (none when the model has none)."""
-    if len(labels.country_points) != len(labels.countries):
-        return [[] for _ in range(out["logits"].shape[0])]
-    points = labels.country_points
-    top = out["logits"].detach().float().softmax(-1).cpu().topk(min(k, len(points)), dim=-1)
-    return [[(points[i][0], points[i][1], None, float(p)) for p, i in zip(ps.tolist(), ids.tolist())]
-            for ps, ids in zip(top.values, top.indices)]
-
-
-def _grid_locations(head, out: dict) -> list[list[tuple]]:
-    probs = out["logits"].detach().float().softmax(-1).cpu()
-    conf, idx = probs.max(-1)
-    part = head.hierarchy.partitions[head.hierarchy.names.index(head.partition)]
-    coords = out["coords"].detach().float().cpu().numpy()
-    return [[(float(c[0]), float(c[1]), part.cell_ids[int(i)], float(p))] for c, i, p in zip(coords, idx, conf)]
+def top_classes(logits: torch.Tensor, k: int) -> list[list[tuple[int, float]]]:
+    """Per sample, the ``k`` most probable classes as (index, probability), best first."""
+    probs = logits.detach().float().softmax(-1).cpu()
+    top = probs.topk(min(k, probs.shape[-1]), dim=-1)
+    return [list(zip(ids.tolist(), ps.tolist())) for ps, ids in zip(top.values, top.indices)]
 
 
 def _country_ranking(model, outputs: dict, k: int, batch: int) -> list[list[CountryScore] | None]:
     if "country" not in model.heads:
         return [None] * batch
     codes = model.heads["country"].classes
-    probs = outputs["country"]["logits"].detach().float().softmax(-1).cpu()
-    top = probs.topk(min(k, len(codes)), dim=-1)
-    return [[country_score(r, codes[i], p) for r, (p, i) in enumerate(zip(ps.tolist(), ids.tolist()), start=1)]
-            for ps, ids in zip(top.values, top.indices)]
+    return [[country_score(r, codes[i], p) for r, (i, p) in enumerate(row, start=1)]
+            for row in top_classes(outputs["country"]["logits"], k)]
 
 
 def _scenes(model, outputs: dict, batch: int) -> list[Scene | None]:
@@ -139,7 +107,6 @@ def _scenes(model, outputs: dict, batch: int) -> list[Scene | None]:
     probs = outputs["scene"]["logits"].detach().float().softmax(-1).cpu()
     conf, idx = probs.max(-1)
     return [{"label": names[int(i)], "probability": float(p)} for p, i in zip(conf, idx)]
-
 
 
 def average_views(outputs: dict, views: int) -> dict:

@@ -15,14 +15,17 @@ from geocli.geo.distance import EARTH_RADIUS_KM, haversine_km, pairwise_haversin
 IGNORE = -1
 
 
-def classification_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0):
-    """Cross-entropy with label smoothing; samples whose target is -1 are left out."""
+def classification_loss(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0,
+                        weight: torch.Tensor | None = None):
+    """Cross-entropy with label smoothing and optional per-class ``weight``; samples whose target
+    is -1 are left out."""
     if target.dim() == 2:  # soft targets (haversine smoothing)
         return soft_cross_entropy(logits, target)
     keep = target != IGNORE
     if not keep.any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits[keep], target[keep], label_smoothing=label_smoothing)
+    weight = None if weight is None else weight.to(logits.device, logits.dtype)
+    return F.cross_entropy(logits[keep], target[keep], weight=weight, label_smoothing=label_smoothing)
 
 
 def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -31,19 +31,22 @@ from geocli.geo.gallery import (
     load_geoclip_location_encoder,
     load_geoclip_logit_scale,
 )
-from geocli.heads.classification import HEADS, FeatureSpec, _gps, mlp
+from geocli.heads.base import HEADS, FeatureSpec, Head, _gps, mlp
 from geocli.heads.losses import multi_similarity_loss
 from geocli.heads.mixvpr import VPR_RADIUS_KM, MixVPR, ReferenceIndex
 
 
 @HEADS.register("gallery")
-class GalleryHead(nn.Module):
+class GalleryHead(Head):
     """GeoCLIP-style GPS gallery head.
 
     Options: gallery ("geoclip": the package's 100K points; "none": empty until ``set_gallery``),
     location_encoder ("geoclip" weights or "random"), train_location_encoder (default False),
     hidden (projection width, 768), negatives (gallery points per training batch, 1024).
     """
+
+    always_trained = False
+    location_priority = 20
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, gallery: str = "geoclip",
                  location_encoder: str = "geoclip", train_location_encoder: bool = False,
@@ -73,7 +76,7 @@ class GalleryHead(nn.Module):
     def forward(self, features: dict) -> dict:
         return {"image": F.normalize(self.projection(features["embedding"]), dim=-1)}
 
-    def loss(self, out: dict, batch: dict):
+    def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
         gps = _gps(batch, out["image"].device)
         if gps is None:
             return None
@@ -82,6 +85,9 @@ class GalleryHead(nn.Module):
             loc = F.normalize(self.location_encoder(locations), dim=-1)
         logits = self.logit_scale.exp() * out["image"] @ loc.t()
         return F.cross_entropy(logits, torch.arange(len(gps), device=gps.device))
+
+    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
+        return ranked_points(*self.topk(out, k))
 
     def _negative_points(self, device) -> torch.Tensor:
         n = min(self.negatives, len(self.gallery))
@@ -99,13 +105,17 @@ class GalleryHead(nn.Module):
 
 
 @HEADS.register("retrieval")
-class RetrievalHead(nn.Module):
+class RetrievalHead(Head):
     """Reference-image kNN: MixVPR descriptor of the patch tokens, multi-similarity loss.
 
     Positives are images of the same place: batch "place" ids when given, else pairs within
     ``positive_km`` (25 m). Options: out_channels, out_rows, mixer_depth, mlp_ratio, alpha, beta,
     base, epsilon, positive_km, scale (softmax scale turning similarities into probabilities).
     """
+
+    always_trained = False  # batches without "place" ids or close pairs teach it nothing
+    location_priority = 21
+    needs_tokens = True
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, out_channels: int = 64, out_rows: int = 4,
                  mixer_depth: int = 2, mlp_ratio: float = 1.0, alpha: float = 1.0, beta: float = 50.0,
@@ -126,7 +136,7 @@ class RetrievalHead(nn.Module):
             raise UsageError("the retrieval head needs the image branch's patch tokens in this batch")
         return {"descriptor": self.mixvpr(features["tokens"])}
 
-    def loss(self, out: dict, batch: dict):
+    def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
         desc = out["descriptor"]
         if batch.get("place") is not None:
             same = torch.as_tensor(batch["place"], device=desc.device).long()
@@ -146,3 +156,12 @@ class RetrievalHead(nn.Module):
         probs, idx = (self.scale * sims).softmax(-1).topk(min(k, len(self.references)), dim=-1)
         coords = torch.as_tensor(self.references.coords, dtype=torch.float32)[idx.cpu()]
         return probs, coords
+
+    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
+        return ranked_points(*self.topk(out, k))
+
+
+def ranked_points(probs: torch.Tensor, coords: torch.Tensor) -> list[list[tuple]]:
+    """``topk``'s (B, k) probabilities and (B, k, 2) points as location tuples per sample."""
+    return [[(float(c[0]), float(c[1]), None, float(p)) for p, c in zip(pr, co)]
+            for pr, co in zip(probs.float().cpu().numpy(), coords.float().cpu().numpy())]

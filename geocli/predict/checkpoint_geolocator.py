@@ -15,7 +15,7 @@ from typing import Sequence
 import torch
 from PIL import Image
 
-from geocli.branches.base import resolve_device
+from geocli.runtime import resolve_device
 from geocli.config import TTA_MODES
 from geocli.errors import UsageError
 from geocli.evidence.combine import TRUSTED_EXIF_PROBABILITY
@@ -26,7 +26,7 @@ from geocli.heads.locations import average_views, to_records
 from geocli.ocr import text_records
 from geocli.predict.model_inputs import ModelBatch, ModelInputs
 from geocli.predict.record import Guess, LocateResult, guess
-from geocli.training.setup import mixed_precision
+from geocli.runtime import mixed_precision
 
 #: Options of the default geolocator that a checkpoint fixes for itself.
 CHECKPOINT_FIXED = ("clip_model", "clip_pretrained", "clip_weights")
@@ -44,7 +44,7 @@ class CheckpointGeolocator:
                  trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
                  cache_dir: str | None = None, ocr_engine: str | None = None, **fixed) -> None:
         from geocli.checkpoint import load_checkpoint
-        from geocli.training.setup import training_view
+        from geocli.embedding_cache import training_view
 
         self.folder, self.trust_exif = Path(folder), trust_exif
         self.notices = [f"--{k.replace('_', '-')} is ignored with a checkpoint model (its branches are fixed)"

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from PIL import Image
 
+from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
 from geocli.errors import GeocliError
 from geocli.evidence import combine
 from geocli.evidence.exif import ExifInfo, read_exif
@@ -50,7 +51,7 @@ MAX_MATCH_LINES, MIN_MATCH_LINE_SCORE = 5, 0.03
 class DefaultGeolocator:
     """Zero-shot CLIP + EXIF + OCR evidence; see the module docstring for the output format."""
 
-    def __init__(self, clip_model: str | None = "ViT-B-32", clip_pretrained: str | None = "laion2b_s34b_b79k",
+    def __init__(self, clip_model: str | None = DEFAULT_CLIP_MODEL, clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
                  clip_weights: str | None = None, ocr_engine: str = "rapidocr", no_ocr: bool = False,
                  trust_exif: bool = False, device: str | None = None, clip_model_cfg: dict | None = None,
                  clip_cities: int = 1000) -> None:

@@ -14,14 +14,15 @@ from typing import Sequence
 import torch
 from PIL import Image
 
+from geocli.config import DEFAULT_SCENES
 from geocli.errors import WeightsNotFoundError
 from geocli.evidence.gazetteer import Place, country_points, default_gazetteer
 from geocli.geo.countries import country
 
 COUNTRY_TEMPLATE = "a photo taken in {}."
 CITY_TEMPLATE = "a photo taken in {}, {}."
-SCENES = {"indoor": "a photo of an indoor scene.", "natural": "a photo of nature, landscape or wilderness.",
-          "urban": "a photo of a city street or buildings."}
+SCENES = dict(zip(DEFAULT_SCENES, ("a photo of an indoor scene.", "a photo of nature, landscape or wilderness.",
+                                    "a photo of a city street or buildings.")))
 TOP_PLACES = 5
 
 
@@ -47,7 +48,7 @@ class ZeroShotCLIP:
 
     def __init__(self, model: str, pretrained: str | None, model_cfg: dict | None = None,
                  device: str | None = None, n_cities: int = 1000, batch_size: int = 32) -> None:
-        from geocli.branches.base import resolve_device
+        from geocli.runtime import resolve_device
         from geocli.branches.clip import CLIPBranch
 
         if pretrained is None and model_cfg is None:

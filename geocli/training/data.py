@@ -14,27 +14,12 @@ import torch
 from geocli.config import LabelSpaces, TrainConfig
 from geocli.datasets import Manifest, check_images, load_dataset
 from geocli.datasets.manifest import manifest_countries
-from geocli.datasets.splits import split_manifest
+from geocli.datasets.splits import choose_split, has_groups, split_manifest
 from geocli.errors import UsageError
 from geocli.geo.cells import GEOESTIMATION_SPECS, GeocellHierarchy, PartitionSpec
 
 #: Target cell counts (coarse, middle, fine) when the thresholds are scaled to the data size.
 CELL_TARGETS = (4, 12, 40)
-
-
-def has_groups(manifest: Manifest) -> bool:
-    return any(g is not None for g in manifest.group) and len(set(manifest.group)) < len(manifest)
-
-
-def choose_split(manifest: Manifest, requested: str | None, log: Callable[[str], None]) -> str:
-    """The split method: as asked, else group when views share a location, else spatial-kmeans."""
-    grouped = has_groups(manifest)
-    if requested is None:
-        return "group" if grouped else "spatial-kmeans"
-    if requested == "random" and grouped:
-        log("warning: --split random puts views of the same location on both sides (leakage); "
-            "validation numbers will be optimistic. Use --split group")
-    return requested
 
 
 def load_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Manifest, Manifest, str]:
@@ -137,52 +122,16 @@ def place_ids(manifest: Manifest, radius_km: float) -> np.ndarray:
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
-class PlaceBatchSampler(torch.utils.data.Sampler):
-    """P x K batches (GSV-Cities / DINO-Mix): ``batch_size // per_place`` places, ``per_place``
-    photos of each (drawn with replacement where a place has fewer). Places with a single photo
-    have no positive pair and are left out. Drawn from (seed, epoch) identically on every rank;
-    rank r takes batches r, r+W, ..."""
-
-    def __init__(self, places: np.ndarray, per_place: int, batch_size: int, rank: int = 0, world: int = 1, seed: int = 0):
-        ids, inverse = np.unique(np.asarray(places), return_inverse=True)
-        groups = [np.flatnonzero(inverse == k) for k in range(len(ids))]
-        self.groups = [g for g in groups if len(g) >= 2]
-        self.per_place, self.places_per_batch = per_place, batch_size // per_place
-        if len(self.groups) < self.places_per_batch * world:
-            raise UsageError(f"P x K batches need {self.places_per_batch * world} places with at least two photos; "
-                             f"the training data has {len(self.groups)}")
-        self.rank, self.world, self.seed, self.epoch = rank, world, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _batch(self, rng: np.random.Generator, places: np.ndarray) -> list[int]:
-        out: list[int] = []
-        for p in places:
-            group = self.groups[p]
-            out += rng.choice(group, self.per_place, replace=len(group) < self.per_place).tolist()
-        return out
-
-    def __iter__(self):
-        rng = np.random.default_rng(self.seed * 1_000_003 + self.epoch)
-        order = rng.permutation(len(self.groups))
-        batches = [self._batch(rng, order[i * self.places_per_batch:(i + 1) * self.places_per_batch])
-                   for i in range(len(order) // self.places_per_batch)]
-        usable = len(batches) - len(batches) % self.world
-        return iter(batches[self.rank:usable:self.world])
-
-    def __len__(self) -> int:
-        return len(self.groups) // self.places_per_batch // self.world
-
-
 class TrainDataset(torch.utils.data.Dataset):
     """Sample i: live branches' pixel tensors (decoded, transformed), cached branches' vectors,
     the targets, and "index" (so a rank's shard can be checked). ``maps[name]`` (path -> image)
-    replaces the photo as that branch's input (rendered segmentation maps)."""
+    replaces the photo as that branch's input (rendered segmentation maps); ``readers[name]``
+    (row, mask value) -> input turns a cached row into the input of a branch that runs on its cache."""
 
-    def __init__(self, manifest: Manifest, targets: dict, transforms: dict, cached: dict, maps: dict | None = None):
+    def __init__(self, manifest: Manifest, targets: dict, transforms: dict, cached: dict, maps: dict | None = None,
+                 readers: dict | None = None):
         self.manifest, self.targets, self.transforms, self.cached = manifest, targets, transforms, cached
-        self.maps = maps or {}
+        self.maps, self.readers = maps or {}, readers or {}
 
     def __len__(self) -> int:
         return len(self.manifest)
@@ -195,6 +144,9 @@ class TrainDataset(torch.utils.data.Dataset):
         if "cells" in self.targets:
             item["cells"] = {n: int(v[i]) for n, v in self.targets["cells"].items()}
         for name, (emb, mask) in self.cached.items():
+            if name in self.readers:  # the branch itself reads its cache row (see Branch.runs_on_cache)
+                item[name] = self.readers[name](emb[i], None if mask is None else mask[i])
+                continue
             item[name] = emb[i]
             if mask is not None:
                 item[f"{name}_mask"] = bool(mask[i])
@@ -219,35 +171,6 @@ def train_transform(preprocess: dict, cfg: TrainConfig, label_map: bool = False)
     return Preprocess.from_dict(preprocess).augment(cfg.crop_scale, cfg.rotation, cfg.flip, cfg.color_jitter, label_map)
 
 
-class ShardedSampler(torch.utils.data.Sampler):
-    """One epoch's draw -- uniform permutation, or class-balanced with replacement -- made from
-    (seed, epoch) identically on every rank, then dealt out: rank r takes positions r, r+W, ...
-    So ranks see disjoint shards of equal length, and a resumed run redraws the same epochs."""
-
-    def __init__(self, n: int, weights: np.ndarray | None = None, rank: int = 0, world: int = 1, seed: int = 0):
-        if n < world:
-            raise UsageError(f"{n} training samples cannot be shared by {world} processes")
-        self.n, self.weights, self.rank, self.world, self.seed, self.epoch = n, weights, rank, world, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def _draw(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        if self.weights is None:
-            return torch.randperm(self.n, generator=g).tolist()
-        w = torch.as_tensor(self.weights, dtype=torch.double)
-        return torch.multinomial(w, self.n, replacement=True, generator=g).tolist()
-
-    def __iter__(self):
-        order = self._draw()
-        usable = len(order) - len(order) % self.world
-        return iter(order[self.rank : usable : self.world])
-
-    def __len__(self) -> int:
-        return self.n // self.world
-
-
 def render_label_maps(module, paths: list[str], batch_size: int, progress=None) -> dict:
     """path -> rendered segmentation map, segmented once per run for a seg branch that trains live
     (a TransLocator pair). Maps are shrunk (nearest neighbour) to the branch's resize size."""
@@ -265,17 +188,3 @@ def render_label_maps(module, paths: list[str], batch_size: int, progress=None) 
         if progress is not None:
             progress(len(chunk))
     return out
-
-
-class EvalShard(torch.utils.data.Sampler):
-    """Rank r of W scores samples r, r+W, ... in order: every sample exactly once over all ranks
-    (no padding, so gathered results need no de-duplication)."""
-
-    def __init__(self, n: int, rank: int = 0, world: int = 1):
-        self.indices = list(range(rank, n, world))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)

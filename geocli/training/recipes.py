@@ -1,4 +1,7 @@
-"""Training recipes: named ``TrainConfig`` presets in ``geocli/recipes/NAME.json``.
+"""Training recipes: named ``TrainConfig`` presets, one ``NAME.json`` each, scanned from folders
+(the way open_clip finds its model configs): the folders named by ``--recipes-dir`` and by the
+``GEOCLI_RECIPES`` environment variable (several joined with ``os.pathsep``), then the recipes
+shipped in ``geocli/recipes/``. A user's recipe of the same name as a shipped one wins.
 
 A recipe file is either a JSON object of ``TrainConfig`` keys, or ``{"description": "...",
 "train": {...}}``. Settings merge in this order, later wins: recipe < ``--config`` file <
@@ -13,16 +16,35 @@ backbone are kept whatever backbone runs.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 from geocli.errors import UsageError
 from geocli.report.json_out import loads_strict
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+RECIPES_ENV = "GEOCLI_RECIPES"
 
 
-def available_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPES_DIR.glob("*.json")) if RECIPES_DIR.is_dir() else []
+def recipe_dirs(extra: str | os.PathLike | None = None) -> list[Path]:
+    """Where recipes are looked for, first match wins: ``extra``, ``$GEOCLI_RECIPES``, the shipped ones."""
+    user = [extra] if extra else []
+    user += [p for p in os.environ.get(RECIPES_ENV, "").split(os.pathsep) if p]
+    return [Path(p).expanduser() for p in user] + [RECIPES_DIR]
+
+
+def recipe_files(extra: str | os.PathLike | None = None) -> dict[str, Path]:
+    """Every recipe name and the file that defines it."""
+    found: dict[str, Path] = {}
+    for folder in recipe_dirs(extra):
+        if folder.is_dir():
+            for path in sorted(folder.glob("*.json")):
+                found.setdefault(path.stem, path)
+    return dict(sorted(found.items()))
+
+
+def available_recipes(extra: str | os.PathLike | None = None) -> list[str]:
+    return list(recipe_files(extra))
 
 
 def read_settings(path: Path, what: str) -> dict:
@@ -36,10 +58,11 @@ def read_settings(path: Path, what: str) -> dict:
     return dict(data["train"]) if isinstance(data.get("train"), dict) else {k: v for k, v in data.items() if k != "description"}
 
 
-def load_recipe(name: str) -> dict:
-    path = RECIPES_DIR / f"{name}.json"
-    if not path.is_file():
-        names = ", ".join(available_recipes()) or "none installed"
+def load_recipe(name: str, extra: str | os.PathLike | None = None) -> dict:
+    """The settings of recipe ``name`` (see the module docstring for where it is looked for)."""
+    path = recipe_files(extra).get(name)
+    if path is None:
+        names = ", ".join(available_recipes(extra)) or "none installed"
         raise UsageError(f"unknown recipe {name!r}; available: {names}")
     return read_settings(path, "recipe")
 

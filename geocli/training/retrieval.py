@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from geocli.heads.mixvpr import VPR_RADIUS_KM, ReferenceIndex, recall_from_neighbours
-from geocli.training import setup as S
+from geocli.runtime import to_device
 
 RETRIEVAL_HEAD = "retrieval"
 RECALL_KS = (1, 5, 10)
@@ -21,7 +21,7 @@ def descriptors(view, loader, device) -> torch.Tensor:
     """Retrieval descriptors of every sample of ``loader`` (eval mode, loader order)."""
     was_training = view.training
     view.eval()
-    parts = [view(S.to_device(batch, device))["heads"][RETRIEVAL_HEAD]["descriptor"].float().cpu() for batch in loader]
+    parts = [view(to_device(batch, device))["heads"][RETRIEVAL_HEAD]["descriptor"].float().cpu() for batch in loader]
     view.train(was_training)
     return torch.cat(parts)
 

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from geocli.datasets.manifest import manifest_countries
-from geocli.training import retrieval as R
-from geocli.training import setup as S
 from geocli.training.distributed import World, gather_lists
+from geocli.runtime import mixed_precision, to_device
+from geocli.training.retrieval import RETRIEVAL_HEAD, recall
 
 
 @torch.no_grad()
@@ -28,7 +28,7 @@ def score(view, loader, manifest, weights: dict, device, amp: bool, references=N
     known = [(t, r[2]) for t, r in zip(truth, rows) if t]
     result["country_accuracy"] = float(np.mean([t == p for t, p in known])) if known else None
     if references is not None:
-        result["recall"] = R.recall(references, torch.stack([r[3] for r in rows]), manifest.lat, manifest.lon)
+        result["recall"] = recall(references, torch.stack([r[3] for r in rows]), manifest.lat, manifest.lon)
     return result
 
 
@@ -40,11 +40,11 @@ def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[
     view.eval()
     rows, losses = [], []
     for batch in loader:
-        batch = S.to_device(batch, device)
-        with S.mixed_precision(device, amp):
+        batch = to_device(batch, device)
+        with mixed_precision(device, amp):
             out = view(batch)
-        losses.append(float(S.run_loss(view, out, batch, weights)[0]) * len(batch["index"]))
-        desc = out["heads"][R.RETRIEVAL_HEAD]["descriptor"].float().cpu() if descriptors else None
+        losses.append(float(view.loss(out, batch, weights)[0]) * len(batch["index"]))
+        desc = out["heads"][RETRIEVAL_HEAD]["descriptor"].float().cpu() if descriptors else None
         for j, (i, rec) in enumerate(zip(batch["index"].tolist(), to_records(view, out, top_k=1))):
             top = rec["predictions"][0] if rec["predictions"] else {"lat": np.nan, "lon": np.nan}
             rows.append((i, (top["lat"], top["lon"]), top_country(rec), None if desc is None else desc[j]))
@@ -82,3 +82,13 @@ def epoch_line(row: dict, epochs: int) -> str:
         parts.append("recall@1/5/10 " + "/".join(f"{100 * v:.1f}" for v in val["recall"].values()) + "%")
     parts.append(f"{row['img_per_s']:.0f} img/s")
     return " | ".join(parts)
+
+
+def centroid_baseline(train_lat, train_lon, val_lat, val_lon) -> dict:
+    """Always predicting the training set's spherical mean: the floor any model must beat."""
+    from geocli.geo.distance import mean_coordinate
+    from geocli.metrics import geolocation_metrics
+
+    lat, lon = mean_coordinate(train_lat, train_lon)
+    n = len(val_lat)
+    return {"point": [lat, lon], **geolocation_metrics(val_lat, val_lon, np.full(n, lat), np.full(n, lon))}

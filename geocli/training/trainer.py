@@ -19,16 +19,21 @@ from typing import Callable
 import torch
 
 from geocli.config import TrainConfig
+from geocli.embedding_cache import branch_cache, cached_embeddings, cacheable, caches_tokens, training_view
 from geocli.errors import GeocliError
 from geocli.report.console import log as default_log
-from geocli.training import data as D
-from geocli.training import retrieval as R
+from geocli.runtime import mixed_precision, to_device
 from geocli.training import scoring
-from geocli.training import setup as S
-from geocli.embedding_cache import branch_cache, cached_embeddings
 from geocli.training.distributed import barrier, init_distributed, mean_over_ranks
 from geocli.training.run_folder import (best_folder, claim_out, find_run_folder, load_run_state,
                                        remove_leftovers, save_run)
+from geocli.datasets.samplers import EvalShard, PlaceBatchSampler, ShardedSampler, class_balanced_weights
+from geocli.training.data import (TrainDataset, balance_labels, build_label_spaces, load_splits, manifest_targets,
+                                  place_ids, render_label_maps, train_transform, trainable_heads)
+from geocli.training.loss import class_weights
+from geocli.training.model_config import build_model_config
+from geocli.training.optim import build_optimizer, build_scheduler, step_scheduler
+from geocli.training.retrieval import RETRIEVAL_HEAD, chance_recall, refresh_references
 
 
 class TrainingDiverged(GeocliError):
@@ -83,23 +88,23 @@ class Trainer:
     def setup(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        self.train_m, self.val_m, self.split = D.load_splits(cfg, self.log)
-        cfg.heads = D.trainable_heads(cfg.heads, self.train_m, self.log)
+        self.train_m, self.val_m, self.split = load_splits(cfg, self.log)
+        cfg.heads = trainable_heads(cfg.heads, self.train_m, self.log)
         self.log(f"{len(self.train_m)} training / {len(self.val_m)} validation images ({self.split} split)")
         state = load_run_state(self.resume) if self.resume else None
         self.model = self._build_model(state)
         self.labels = self.model.config.labels
-        self.cached = S.cacheable(self.model, cfg.cache)
-        self.view = S.training_view(self.model, self.cached)
-        self.train_t = D.manifest_targets(self.labels, self.train_m, cfg.heads)
-        self.val_t = D.manifest_targets(self.labels, self.val_m, cfg.heads)
-        if R.RETRIEVAL_HEAD in self.model.heads or cfg.sampler == "places":
-            self.train_t["place"] = D.place_ids(self.train_m, cfg.place_radius_km)
+        self.cached = cacheable(self.model, cfg.cache)
+        self.view = training_view(self.model, self.cached)
+        self.train_t = manifest_targets(self.labels, self.train_m, cfg.heads)
+        self.val_t = manifest_targets(self.labels, self.val_m, cfg.heads)
+        if RETRIEVAL_HEAD in self.model.heads or cfg.sampler == "places":
+            self.train_t["place"] = place_ids(self.train_m, cfg.place_radius_km)
         self.train_loader, self.val_loader = self._loaders()
-        self.optimizer = S.build_optimizer(self.view, cfg)
-        self.scheduler = S.build_scheduler(self.optimizer, cfg)
+        self.optimizer = build_optimizer(self.view, cfg)
+        self.scheduler = build_scheduler(self.optimizer, cfg)
         weights = cfg.class_weights == "inverse-frequency"
-        self.weights = S.class_weights(self.train_t, self.labels, self.device) if weights else {}
+        self.weights = class_weights(self.model, self.train_t, self.device) if weights else {}
         if state is not None:
             self._restore(state)
         self.runner = self._wrap()
@@ -110,11 +115,11 @@ class Trainer:
 
         if state is not None:  # the folder, or the twin a kill mid-save left
             return load_checkpoint(find_run_folder(self.resume), device=str(self.device)).train()
-        labels = D.build_label_spaces(self.train_m, self.cfg.heads, self.cfg.cells)
+        labels = build_label_spaces(self.train_m, self.cfg.heads, self.cfg.cells)
         if labels.hierarchy is not None:
             sizes = ", ".join(f"{p.name} {len(p)}" for p in labels.hierarchy.partitions)
             self.log(f"geocells from the training data: {sizes}; {len(labels.countries)} countries")
-        return GeoModel(S.build_model_config(self.cfg, labels)).to(self.device).train()
+        return GeoModel(build_model_config(self.cfg, labels)).to(self.device).train()
 
     def _restore(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
@@ -131,22 +136,23 @@ class Trainer:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        unused = any(h not in S.ALWAYS_USED_HEADS for h in self.view.heads)  # e.g. retrieval without "place"
+        unused = not all(h.always_trained for h in self.view.heads.values())  # e.g. retrieval without "place"
         return DDP(self.view, device_ids=ids, find_unused_parameters=unused)
 
     def _loaders(self):
         cached_train = {n: self._embed(n, self.train_m.images) for n in sorted(self.cached)}
         cached_val = {n: self._embed(n, self.val_m.images) for n in sorted(self.cached)}
         live = [n for n in self._live_inputs() if n not in self.cached]
-        maps = {n: self._label_maps(n) for n in live if n in S.CACHE_ONLY}
+        maps = {n: self._label_maps(n) for n in live if self._branch(n).reads_label_maps}
         pre = {n: self.model.config.branch(n).preprocess for n in live}
-        train_tf = {n: D.train_transform(pre[n], self.cfg, label_map=n in maps) for n in live}
+        train_tf = {n: train_transform(pre[n], self.cfg, label_map=n in maps) for n in live}
         val_tf = {n: _eval_transform(pre[n]) for n in live}
-        train_ds = D.TrainDataset(self.train_m, self.train_t, train_tf, cached_train, maps)
-        val_ds = D.TrainDataset(self.val_m, self.val_t, val_tf, cached_val, maps)
+        readers = {n: self._branch(n).cache_sample for n in self.cached if self._branch(n).runs_on_cache}
+        train_ds = TrainDataset(self.train_m, self.train_t, train_tf, cached_train, maps, readers)
+        val_ds = TrainDataset(self.val_m, self.val_t, val_tf, cached_val, maps, readers)
         kw = {"num_workers": self.cfg.num_workers, "pin_memory": self.device.type == "cuda", "persistent_workers": False}
         self.sampler = self._sampler(len(train_ds))
-        if isinstance(self.sampler, D.PlaceBatchSampler):
+        if isinstance(self.sampler, PlaceBatchSampler):
             train_loader = torch.utils.data.DataLoader(train_ds, batch_sampler=self.sampler, **kw)
         else:
             drop = len(train_ds) > self.cfg.batch_size * self.world.size
@@ -154,11 +160,11 @@ class Trainer:
                                                        batch_size=self.cfg.batch_size, **kw)
         kw["batch_size"] = self.cfg.batch_size
         self.train_eval_loader = None
-        if self.cfg.train_metrics or R.RETRIEVAL_HEAD in self.model.heads:  # training photos, eval mode
-            eval_ds = D.TrainDataset(self.train_m, self.train_t, val_tf, cached_train, maps)
+        if self.cfg.train_metrics or RETRIEVAL_HEAD in self.model.heads:  # training photos, eval mode
+            eval_ds = TrainDataset(self.train_m, self.train_t, val_tf, cached_train, maps, readers)
             # whole on every rank: the reference index needs every training photo's descriptor
             self.train_eval_loader = torch.utils.data.DataLoader(eval_ds, shuffle=False, **kw)
-        shard = D.EvalShard(len(val_ds), self.world.rank, self.world.size)  # gathered again by scoring
+        shard = EvalShard(len(val_ds), self.world.rank, self.world.size)  # gathered again by scoring
         return train_loader, torch.utils.data.DataLoader(val_ds, sampler=shard, **kw)
 
     def _live_inputs(self) -> list[str]:
@@ -166,26 +172,28 @@ class Trainer:
         pair = list(self.model.pair.names) if self.model.pair is not None else []
         return pair + list(self.model.branches)
 
+    def _branch(self, name: str):
+        """Branch ``name``'s module, also when it is one of the TransLocator pair."""
+        pair = self.model.pair
+        return pair.encoders[name] if pair is not None and name in pair.names else self.model.branches[name]
+
     def _sampler(self, n: int):
         """P x K place batches, class-balanced draws, or a uniform permutation (sharded per rank)."""
         if self.cfg.sampler == "places":
-            return D.PlaceBatchSampler(self.train_t["place"], self.cfg.images_per_place, self.cfg.batch_size,
+            return PlaceBatchSampler(self.train_t["place"], self.cfg.images_per_place, self.cfg.batch_size,
                                        self.world.rank, self.world.size, self.cfg.seed)
         weights = None
         if self.cfg.sampler == "class-balanced":
-            from geocli.datasets.splits import class_balanced_weights
-
-            weights = class_balanced_weights(D.balance_labels(self.train_t))
-        return D.ShardedSampler(n, weights, self.world.rank, self.world.size, self.cfg.seed)
+            weights = class_balanced_weights(balance_labels(self.train_t))
+        return ShardedSampler(n, weights, self.world.rank, self.world.size, self.cfg.seed)
 
     def _label_maps(self, name: str) -> dict:
         """Rendered segmentation maps of every photo, for a seg branch that trains live."""
         paths = list(dict.fromkeys(self.train_m.images + self.val_m.images))
-        pair = self.model.pair
-        module = pair.encoders[name] if pair is not None and name in pair.names else self.model.branches[name]
+        module = self._branch(name)
         t0 = time.perf_counter()
         with _bar(self.progress, len(paths), f"segmenting for {name}") as bar:
-            maps = D.render_label_maps(module, paths, self.cfg.batch_size, bar.update)
+            maps = render_label_maps(module, paths, self.cfg.batch_size, bar.update)
         self.log(f"{name}: {len(paths)} photos segmented in {time.perf_counter() - t0:.1f} s")
         return maps
 
@@ -193,7 +201,7 @@ class Trainer:
         """Cached vectors of branch ``name`` for ``paths``; under torchrun each rank encodes a shard."""
         module = self.model.branches[name]
         bcfg = self.model.config.branch(name)
-        tokens = S.caches_tokens(self.model, name)
+        tokens = caches_tokens(self.model, name)
         cache = branch_cache(bcfg, module, self.cfg.cache_dir, tokens, log=self.log)
         encode = _token_encoder(module, self.cfg.batch_size) if tokens else _encoder(module, self.cfg.batch_size)
         todo = len(cache.missing([_hash(p) for p in paths]))
@@ -241,7 +249,7 @@ class Trainer:
         seconds = time.perf_counter() - t0
         self._refresh_references()
         val = self._validate()
-        S.step_scheduler(self.scheduler, val.get("loss"))
+        step_scheduler(self.scheduler, val.get("loss"))
         self.epoch = epoch + 1
         row = {"epoch": self.epoch, "train_loss": loss, "img_per_s": n * self.world.size / max(seconds, 1e-9),
                "lr": self.optimizer.param_groups[0]["lr"], "val": val}
@@ -263,9 +271,9 @@ class Trainer:
             for batch in self.train_loader:
                 if self.interrupt.requested:
                     raise KeyboardInterrupt
-                batch = S.to_device(batch, self.device)
-                with S.mixed_precision(self.device, self.cfg.amp):
-                    loss, _ = S.run_loss(self.view, self.runner(batch), batch, self.weights)
+                batch = to_device(batch, self.device)
+                with mixed_precision(self.device, self.cfg.amp):
+                    loss, _ = self.view.loss(self.runner(batch), batch, self.weights)
                 self.optimizer.zero_grad(set_to_none=True)
                 value = float(loss.detach())
                 if not math.isfinite(value):
@@ -281,8 +289,8 @@ class Trainer:
     def _refresh_references(self) -> None:
         """Retrieval models: re-encode the training photos as the reference index (every rank)."""
         self.references = None
-        if R.RETRIEVAL_HEAD in self.view.heads:
-            self.references = R.refresh_references(self.view, self.train_eval_loader, self.train_m.lat,
+        if RETRIEVAL_HEAD in self.view.heads:
+            self.references = refresh_references(self.view, self.train_eval_loader, self.train_m.lat,
                                                    self.train_m.lon, self.device)
 
     def _validate(self) -> dict:
@@ -338,9 +346,9 @@ class Trainer:
             remove_own(best)
 
     def _result(self, interrupted: bool) -> TrainResult:
-        baseline = S.centroid_baseline(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon)
+        baseline = scoring.centroid_baseline(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon)
         if getattr(self, "references", None) is not None and len(self.val_m):
-            baseline["recall"] = R.chance_recall(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon, self.cfg.seed)
+            baseline["recall"] = chance_recall(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon, self.cfg.seed)
         return TrainResult(Path(self.cfg.out), self.epoch, self.history, baseline, self.split,
                            self.world.size, list(getattr(self, "seen", [])), interrupted,
                            self.world.rank)

@@ -1,0 +1,36 @@
+"""The model's ``ModelConfig`` from a run's ``TrainConfig``: branches with their weights and
+trainability, heads with their options and loss weights, the label spaces."""
+from __future__ import annotations
+
+from geocli.config import BranchConfig, FusionConfig, HeadConfig, LabelSpaces, ModelConfig, PredictConfig, TrainConfig
+
+
+def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
+    """One branch: what the branch takes from the run's settings (``train_options``), then the run's
+    ``branch_options`` for it. Unknown branch names fail listing the registered ones."""
+    from geocli.branches import BRANCHES
+
+    fusion = FusionConfig.from_dict(cfg.fusion)
+    paired = fusion.name == "translocator" and name in fusion.pair
+    user = cfg.branch_options.get(name, {})
+    return BranchConfig(name, options={**BRANCHES.get(name).train_options(cfg, paired, user), **user})
+
+
+def head_config(name: str, cfg: TrainConfig) -> HeadConfig:
+    """A head with the run's label smoothing where the head takes it (a ``label_smoothing``
+    option), then its ``head_options`` and its ``head_weights`` share of the loss."""
+    from geocli.heads import HEADS
+
+    takes = HEADS.takes(name, "label_smoothing")
+    options = {**({"label_smoothing": cfg.label_smoothing} if takes else {}), **cfg.head_options.get(name, {})}
+    return HeadConfig(name, weight=float(cfg.head_weights.get(name, 1.0)), options=options)
+
+
+def build_model_config(cfg: TrainConfig, labels: LabelSpaces) -> ModelConfig:
+    return ModelConfig(
+        branches=[branch_config(b, cfg) for b in cfg.branches],
+        fusion=FusionConfig.from_dict(cfg.fusion),
+        heads=[head_config(h, cfg) for h in cfg.heads],
+        labels=labels,
+        predict=PredictConfig(tta=cfg.tta),
+    )
