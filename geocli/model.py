@@ -24,7 +24,7 @@ from geocli.errors import UsageError
 from geocli.fusion.concat import ConcatFusion
 from geocli.heads import HEADS, FeatureSpec
 from geocli.heads.losses import weighted_sum
-from geocli.fusion.translocator import FUSIONS, TransLocator, num_patches, patch_tokens, run_block
+from geocli.fusion.translocator import FUSIONS
 
 
 class EmbeddingInput(nn.Module):
@@ -44,25 +44,27 @@ class TokenEmbeddingInput(EmbeddingInput):
     """A frozen token branch whose pooled vector and patch tokens come precomputed in the batch,
     flattened into one row of ``out_dim + num_tokens * token_dim`` (the embedding cache's form)."""
 
-    has_tokens = False
-
     def __init__(self, dim: int, num_tokens: int, token_dim: int):
         super().__init__(dim)
         self.num_tokens, self.token_dim = num_tokens, token_dim
         self.row_dim = dim + num_tokens * token_dim
 
-    def feature_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    @property
+    def token_shape(self) -> tuple[int, int]:
+        return self.token_dim, self.num_tokens
+
+    def encode_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if x.dim() != 2 or x.shape[1] != self.row_dim:
             raise UsageError(f"expected cached embeddings with tokens of shape (B, {self.row_dim}), got {tuple(x.shape)}")
         return x[:, : self.out_dim], x[:, self.out_dim :].reshape(len(x), self.num_tokens, self.token_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.feature_tokens(x)[0]
+        return self.encode_tokens(x)[0]
 
 
 def flatten_with_tokens(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """One row per image: the pooled embedding, then the patch tokens (what ``TokenEmbeddingInput`` reads)."""
-    pooled, tokens = _encode_with_tokens(module, x)
+    pooled, tokens = module.encode_tokens(x)
     return torch.cat([pooled, tokens.flatten(1)], dim=1)
 
 
@@ -102,10 +104,8 @@ def build_head(cfg: HeadConfig, spec: FeatureSpec, labels: LabelSpaces, pretrain
 
 
 def _speaks_tokens(module: nn.Module) -> bool:
-    if getattr(module, "num_tokens", None) is not None:
-        return True
-    has = all(hasattr(type(module), a) or hasattr(module, a) for a in ("tokens_in", "pool_tokens"))
-    return has and getattr(module, "has_tokens", True) and num_patches(module) is not None
+    """Whether the module yields patch tokens (``geocli.branches.tokens``)."""
+    return hasattr(module, "encode_tokens") and module.token_shape[1] is not None
 
 
 class GeoModel(nn.Module):
@@ -115,13 +115,9 @@ class GeoModel(nn.Module):
     def __init__(self, config: ModelConfig, pretrained: bool = True):
         super().__init__()
         self.config = config
-        FUSIONS.get(config.fusion.name)  # unknown fusion names fail here, listing valid ones
+        fusion = FUSIONS.get(config.fusion.name)  # unknown fusion names fail here, listing valid ones
         modules = {b.name: build_branch_module(b, pretrained) for b in config.branches if b.enabled}
-        pair = config.fusion.pair if config.fusion.name == "translocator" else []
-        missing = [n for n in pair if n not in modules]
-        if missing:
-            raise UsageError(f"translocator fusion needs enabled branches {missing}")
-        self.pair = TransLocator({n: modules.pop(n) for n in pair}, config.fusion) if pair else None
+        self.pair = fusion.joint_encoder(modules, config.fusion)  # takes its branches out of ``modules``
         self.branches = nn.ModuleDict(modules)
         self.token_branch = self._pick_token_branch()
         self.fusion = ConcatFusion(self._source_dims(), config.fusion)
@@ -142,11 +138,7 @@ class GeoModel(nn.Module):
     def token_shape(self) -> tuple[int | None, int | None]:
         """(token width, token count) of the token branch, or (None, None)."""
         enc = self._token_encoder()
-        if enc is None:
-            return None, None
-        if not getattr(enc, "has_tokens", True):  # a CNN: channels of its last feature map
-            return int(enc.model.num_features), enc.num_tokens
-        return int(enc.out_dim), num_patches(enc)
+        return (None, None) if enc is None else enc.token_shape
 
     def _source_dims(self) -> dict[str, int]:
         dims = dict(self.pair.out_dims) if self.pair is not None else {}
@@ -187,7 +179,7 @@ class GeoModel(nn.Module):
         if x is None:
             return {name: None}, None
         if name == self.token_branch:
-            emb, tokens = _encode_with_tokens(module, x)
+            emb, tokens = module.encode_tokens(x)
             return {name: emb}, tokens
         return {name: module(x)}, None
 
@@ -239,12 +231,3 @@ def run_side_by_side(jobs: list, device: torch.device) -> list:
             if t is not None:
                 t.record_stream(current)
     return results
-
-
-def _encode_with_tokens(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if not getattr(module, "has_tokens", True):
-        return module.feature_tokens(x)
-    t = module.tokens_in(x)
-    for i in range(len(module.blocks)):
-        t = run_block(module, i, t)
-    return module.pool_tokens(t), patch_tokens(module, t)

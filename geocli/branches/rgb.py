@@ -21,6 +21,7 @@ from geocli.errors import GeocliError, UsageError
 from geocli.hub import fetch, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 from geocli.branches.packaged import PackagedWeights, convert_lite_state_dict, is_lite_package_state_dict, packaged_weights
+from geocli.branches.tokens import run_blocks, step_through
 
 _HEAD_KEYS = ("head.", "classifier.", "fc.")
 
@@ -210,14 +211,31 @@ class RGBBranch(Branch):
         return block(x)
 
     def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
-        for i in range(len(self.blocks)):
-            x = self.run_block(i, x)
-        return x
+        return run_blocks(self, x)
 
     def pool_tokens(self, x: torch.Tensor) -> torch.Tensor:
         """Final norm + the model's own pooling (CLS token or mean): (B, out_dim)."""
         self._require_tokens()
         return self.model.forward_head(self.model.norm(x), pre_logits=True)
+
+    def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Final-normed patch tokens (prefix tokens -- CLS, registers -- dropped)."""
+        return self.model.norm(x)[:, getattr(self.model, "num_prefix_tokens", 1):]
+
+    @property
+    def has_cls(self) -> bool:
+        return getattr(self.model, "cls_token", None) is not None
+
+    @property
+    def token_shape(self) -> tuple[int | None, int | None]:
+        """(token width, token count): a ViT's patch tokens, a CNN's last feature map positions."""
+        if self.num_tokens is None:
+            return None, None
+        return (int(self.out_dim) if self.has_tokens else int(self.model.num_features)), self.num_tokens
+
+    def encode_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(pooled embedding, patch tokens) in one pass: stepped for a ViT, a CNN's feature map."""
+        return step_through(self, x) if self.has_tokens else self.feature_tokens(x)
 
 
 def _weights_hint(name: str, packaged: PackagedWeights | None) -> str:

@@ -122,3 +122,17 @@ class SegmentationBranch(Branch):
 
     def pool_tokens(self, x: torch.Tensor) -> torch.Tensor:
         return self.vit.pool_tokens(x)
+
+    def patch_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vit.patch_tokens(x)
+
+    def encode_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.vit.encode_tokens(x)
+
+    @property
+    def has_cls(self) -> bool:
+        return self.vit.has_cls
+
+    @property
+    def token_shape(self) -> tuple[int | None, int | None]:
+        return self.vit.token_shape

@@ -3,6 +3,6 @@
 Importing this package registers every fusion (``FUSIONS``).
 """
 from geocli.fusion.concat import ConcatFusion
-from geocli.fusion.translocator import FUSIONS, TransLocator, ViTTokens
+from geocli.fusion.translocator import FUSIONS, TransLocator
 
-__all__ = ["FUSIONS", "ConcatFusion", "TransLocator", "ViTTokens"]
+__all__ = ["FUSIONS", "ConcatFusion", "TransLocator"]

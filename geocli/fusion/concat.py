@@ -19,7 +19,20 @@ from geocli.fusion.translocator import FUSIONS
 
 @FUSIONS.register("concat")
 class ConcatFusion(nn.Module):
-    """``dims``: {source name: embedding width}, in the order they are concatenated."""
+    """``dims``: {source name: embedding width}, in the order they are concatenated.
+
+    Every model ends in this stage; a fusion registered under another name may first encode some
+    branches jointly (``joint_encoder``) and hand their embeddings on to it.
+    """
+
+    @classmethod
+    def joint_branches(cls, cfg: FusionConfig) -> list[str]:
+        """The branches this fusion encodes jointly (they train together): none for concatenation."""
+        return []
+
+    @classmethod
+    def joint_encoder(cls, branches: dict[str, nn.Module], cfg: FusionConfig) -> nn.Module | None:
+        return None
 
     def __init__(self, dims: dict[str, int], cfg: FusionConfig | None = None):
         super().__init__()

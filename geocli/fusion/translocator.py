@@ -22,95 +22,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from geocli.branches.tokens import as_token_encoder, run_blocks
 from geocli.config import FusionConfig
 from geocli.registry import Registry
 
 FUSIONS: Registry = Registry("fusion")
-
-
-class ViTTokens(nn.Module):
-    """Token-level access to a timm ``VisionTransformer``: embed, run blocks, pool.
-
-    Branch modules that already expose ``tokens_in`` / ``blocks`` / ``pool_tokens`` are used as
-    they are (see ``as_token_encoder``); this adapter gives plain timm ViTs the same interface.
-    """
-
-    def __init__(self, vit: nn.Module):
-        super().__init__()
-        if not all(hasattr(vit, a) for a in ("patch_embed", "_pos_embed", "blocks", "norm")):
-            raise TypeError(f"{type(vit).__name__} is not a timm VisionTransformer")
-        self.vit = vit
-
-    @property
-    def blocks(self) -> nn.Sequential:
-        return self.vit.blocks
-
-    @property
-    def out_dim(self) -> int:
-        return self.vit.num_features
-
-    @property
-    def num_prefix_tokens(self) -> int:
-        return self.vit.num_prefix_tokens
-
-    @property
-    def num_patches(self) -> int:
-        return self.vit.patch_embed.num_patches
-
-    def tokens_in(self, x: torch.Tensor) -> torch.Tensor:
-        """Pixels -> token sequence [CLS, (registers), patches] ready for the first block."""
-        v = self.vit
-        return v.norm_pre(v.patch_drop(v._pos_embed(v.patch_embed(x))))
-
-    def pool_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Final norm and pooling (CLS for ViTs with a class token) -> (B, out_dim)."""
-        return self.vit.forward_head(self.vit.norm(tokens), pre_logits=True)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled embedding (B, out_dim), as timm's ``forward_features`` + ``forward_head``."""
-        return self.pool_tokens(self.blocks(self.tokens_in(x)))
-
-
-def as_token_encoder(module: nn.Module) -> nn.Module:
-    """The module itself when it already speaks tokens, else a ``ViTTokens`` adapter."""
-    if all(hasattr(module, a) for a in ("tokens_in", "blocks", "pool_tokens")):
-        return module
-    return ViTTokens(module)
-
-
-def timm_model(encoder: nn.Module) -> nn.Module:
-    """The timm model inside an encoder: unwraps ``vit`` / ``model`` attributes (our adapter, the
-    rgb branch, the seg branch's inner rgb branch) until it reaches a module with a patch embed."""
-    module = encoder
-    while not hasattr(module, "patch_embed"):
-        inner = getattr(module, "vit", None) or getattr(module, "model", None)
-        if not isinstance(inner, nn.Module):
-            break
-        module = inner
-    return module
-
-
-def num_patches(encoder: nn.Module) -> int | None:
-    """Patch-token count of a ViT encoder (None when it has no fixed patch grid)."""
-    embed = getattr(timm_model(encoder), "patch_embed", None)
-    return getattr(embed, "num_patches", None)
-
-
-def patch_tokens(encoder: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Final-normed patch tokens (prefix tokens -- CLS, registers -- dropped)."""
-    vit = timm_model(encoder)
-    return vit.norm(tokens)[:, getattr(vit, "num_prefix_tokens", 1):]
-
-
-def run_block(encoder: nn.Module, index: int, tokens: torch.Tensor) -> torch.Tensor:
-    """Block ``index`` of an encoder (branches may need extra block arguments, e.g. BEiT's bias)."""
-    if hasattr(encoder, "run_block"):
-        return encoder.run_block(index, tokens)
-    return encoder.blocks[index](tokens)
-
-
-def _has_cls(encoder: nn.Module) -> bool:
-    return getattr(timm_model(encoder), "cls_token", None) is not None
 
 
 class CLSExchange(nn.Module):
@@ -139,12 +55,27 @@ def _projection(d_in: int, d_out: int) -> nn.Module:
 class TransLocator(nn.Module):
     """Two ViT encoders with per-layer CLS exchange. ``encoders``: {name: ViT}, first is RGB."""
 
+    @classmethod
+    def joint_branches(cls, cfg: FusionConfig) -> list[str]:
+        return list(cfg.pair)
+
+    @classmethod
+    def joint_encoder(cls, branches: dict[str, nn.Module], cfg: FusionConfig) -> "TransLocator":
+        """The pair ``cfg.pair`` taken out of ``branches`` and run as one encoder (the concat stage
+        then joins its fused CLS with the other branches)."""
+        missing = [n for n in cfg.pair if n not in branches]
+        if missing:
+            from geocli.errors import UsageError
+
+            raise UsageError(f"translocator fusion needs enabled branches {missing}")
+        return cls({n: branches.pop(n) for n in cfg.pair}, cfg)
+
     def __init__(self, encoders: dict[str, nn.Module], cfg: FusionConfig | None = None):
         super().__init__()
         cfg = cfg or FusionConfig(name="translocator", pair=list(encoders))
         self.names = list(encoders)
         self.encoders = nn.ModuleDict({n: as_token_encoder(m) for n, m in encoders.items()})
-        if not all(_has_cls(e) for e in self.encoders.values()):
+        if not all(getattr(e, "has_cls", False) for e in self.encoders.values()):
             raise ValueError("TransLocator needs ViTs with a class token (class_token=True)")
         widths = {n: e.out_dim for n, e in self.encoders.items()}
         self.exchange = cfg.exchange
@@ -169,20 +100,15 @@ class TransLocator(nn.Module):
         tokens = {n: self.encoders[n].tokens_in(inputs[n]) for n in live}
         tokens = self._run_extra_blocks(tokens)
         for k in range(self.depth):
-            tokens = {n: run_block(self.encoders[n], self._offset(n) + k, t) for n, t in tokens.items()}
+            tokens = {n: self.encoders[n].run_block(self._offset(n) + k, t) for n, t in tokens.items()}
             if self.exchanges is not None:
                 tokens = self._exchange(k, tokens, masks)
         embeddings = {n: self.encoders[n].pool_tokens(tokens[n]) for n in self.out_dims if n in tokens}
-        return embeddings, patch_tokens(self.encoders[self.names[0]], tokens[self.names[0]])
+        return embeddings, self.encoders[self.names[0]].patch_tokens(tokens[self.names[0]])
 
     def _run_extra_blocks(self, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The deeper branch's leading blocks, before the lock-step part (end alignment)."""
-        out = {}
-        for n, t in tokens.items():
-            for i in range(self._offset(n)):
-                t = run_block(self.encoders[n], i, t)
-            out[n] = t
-        return out
+        return {n: run_blocks(self.encoders[n], t, 0, self._offset(n)) for n, t in tokens.items()}
 
     def _offset(self, name: str) -> int:
         """How many blocks branch ``name`` runs alone before the lock-step part."""

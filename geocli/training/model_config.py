@@ -9,9 +9,10 @@ def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
     """One branch: what the branch takes from the run's settings (``train_options``), then the run's
     ``branch_options`` for it. Unknown branch names fail listing the registered ones."""
     from geocli.branches import BRANCHES
+    from geocli.fusion import FUSIONS
 
     fusion = FusionConfig.from_dict(cfg.fusion)
-    paired = fusion.name == "translocator" and name in fusion.pair
+    paired = name in FUSIONS.get(fusion.name).joint_branches(fusion)
     user = cfg.branch_options.get(name, {})
     return BranchConfig(name, options={**BRANCHES.get(name).train_options(cfg, paired, user), **user})
 
