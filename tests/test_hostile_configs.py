@@ -70,15 +70,15 @@ def test_a_loss_that_stops_being_a_number_stops_the_run(tmp_path, monkeypatch):
     """A diverging model is not saved: nothing at OUT on a fresh run, one line naming the epoch."""
     import torch
 
-    from geocli.training import setup as S
+    from geocli.model import GeoModel
 
-    real = S.run_loss
+    real = GeoModel.loss
 
-    def run_loss(*args, **kwargs):
+    def nan_loss(*args, **kwargs):
         loss, parts = real(*args, **kwargs)
         return loss * torch.tensor(float("nan")), parts
 
-    monkeypatch.setattr(S, "run_loss", run_loss)
+    monkeypatch.setattr(GeoModel, "loss", nan_loss)
     config = tmp_path / "train.json"
     config.write_text(json.dumps(_base(tmp_path)))
     line = _one_error(H.run_cli(["train", "--config", config]))
