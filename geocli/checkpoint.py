@@ -135,7 +135,7 @@ def load_references(model, path: Path) -> None:
         return
     from safetensors.torch import load_file
 
-    from geocli.heads.mixvpr import ReferenceIndex
+    from geocli.heads.references import ReferenceIndex
 
     tensors = load_file(str(path))
     for name, head in model.heads.items():

@@ -71,7 +71,7 @@ def test_regression_and_grid_heads_give_one_location():
 
 
 def test_retrieval_head_ranks_reference_images():
-    from geocli.heads.mixvpr import ReferenceIndex
+    from geocli.heads.references import ReferenceIndex
 
     model = _model([HeadConfig("retrieval", options={"out_channels": 8, "out_rows": 2})], top_k=2)
     batch = H.batch(3)

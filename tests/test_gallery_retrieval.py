@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from geocli.heads.mixvpr import MixVPR, ReferenceIndex, recall_from_neighbours
+from geocli.heads.mixvpr import MixVPR
+from geocli.heads.references import ReferenceIndex, recall_from_neighbours
 from geocli.geo.gallery import GPSGallery, LocationEncoder, equal_earth, gallery_topk
 
 needs_geoclip = pytest.mark.skipif(importlib.util.find_spec("geoclip") is None, reason="geoclip not installed")

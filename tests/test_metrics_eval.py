@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from conftest import write_csv
 from geocli.cli.main import cli
-from geocli.metrics import accuracy_within, distance_summary, retrieval_recall, topk_accuracy
+from geocli.evaluate.metrics import accuracy_within, distance_summary, retrieval_recall, topk_accuracy
 
 
 def test_accuracy_counts_threshold_inclusive():

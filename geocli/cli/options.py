@@ -5,7 +5,7 @@ import math
 
 import click
 
-from geocli.metrics import DEFAULT_THRESHOLDS_KM
+from geocli.evaluate.metrics import DEFAULT_THRESHOLDS_KM
 
 
 def parse_thresholds(ctx, param, value: str | None) -> tuple[float, ...]:

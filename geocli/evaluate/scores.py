@@ -6,7 +6,7 @@ import numpy as np
 from geocli.datasets.manifest import Manifest, manifest_countries
 from geocli.geo.countries import country, country_code_at, country_codes_at
 from geocli.geo.distance import haversine_km
-from geocli.metrics import DEFAULT_THRESHOLDS_KM, NO_GUESS, distance_summary, per_group_metrics, topk_accuracy
+from geocli.evaluate.metrics import DEFAULT_THRESHOLDS_KM, NO_GUESS, distance_summary, per_group_metrics, topk_accuracy
 from geocli.evaluate.calibration import calibration_report
 from geocli.evaluate.predictions_file import PredictedImage, from_record, match_to_dataset
 

@@ -33,7 +33,8 @@ from geocli.geo.gallery import (
 )
 from geocli.heads.base import HEADS, FeatureSpec, Head, _gps, mlp
 from geocli.heads.losses import multi_similarity_loss
-from geocli.heads.mixvpr import VPR_RADIUS_KM, MixVPR, ReferenceIndex
+from geocli.heads.mixvpr import MixVPR
+from geocli.heads.references import VPR_RADIUS_KM, ReferenceIndex
 
 
 @HEADS.register("gallery")

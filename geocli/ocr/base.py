@@ -101,7 +101,6 @@ class OCREngine(ABC):
 
 
 def build_ocr_engine(name: str = "rapidocr", **options) -> OCREngine:
-    """An engine by registered name (``rapidocr``, ``easyocr``, ``paddleocr``) with its options."""
-    from geocli.ocr import engines  # noqa: F401  (registers the engines)
-
+    """An engine by registered name (``rapidocr``, ``easyocr``, ``paddleocr``; the package registers
+    them on import) with its options."""
     return OCR_ENGINES.get(name)(**options)

@@ -29,7 +29,6 @@ class Segmenter(ABC):
 
 
 def build_segmenter(name: str, **options) -> Segmenter:
-    """A segmenter by name: torchvision-lraspp (default), segformer, mmseg, precomputed."""
-    from geocli.segmentation import backends  # noqa: F401  (registers the backends)
-
-    return SEGMENTERS.get(name)(**options)
+    """A segmenter by name: torchvision-lraspp (default), segformer, mmseg, precomputed (the
+    package registers them on import); options are checked against the segmenter's parameters."""
+    return SEGMENTERS.build(name, **options)

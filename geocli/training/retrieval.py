@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from geocli.heads.mixvpr import VPR_RADIUS_KM, ReferenceIndex, recall_from_neighbours
+from geocli.heads.references import VPR_RADIUS_KM, ReferenceIndex, recall_from_neighbours
 from geocli.runtime import to_device
 
 RETRIEVAL_HEAD = "retrieval"

@@ -54,7 +54,7 @@ def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[
 
 def _distances(manifest, guesses: list) -> dict:
     from geocli.geo.distance import haversine_km
-    from geocli.metrics import distance_summary
+    from geocli.evaluate.metrics import distance_summary
 
     g = np.asarray(guesses, np.float64).reshape(-1, 2)
     if np.isnan(g).all():
@@ -87,7 +87,7 @@ def epoch_line(row: dict, epochs: int) -> str:
 def centroid_baseline(train_lat, train_lon, val_lat, val_lon) -> dict:
     """Always predicting the training set's spherical mean: the floor any model must beat."""
     from geocli.geo.distance import mean_coordinate
-    from geocli.metrics import geolocation_metrics
+    from geocli.evaluate.metrics import geolocation_metrics
 
     lat, lon = mean_coordinate(train_lat, train_lon)
     n = len(val_lat)

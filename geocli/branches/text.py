@@ -1,4 +1,5 @@
-"""OCR branch: text read from the photo -> sentence embedding, with an explicit "no text" state.
+"""The text branch ("ocr"): text read from the photo by a ``geocli.ocr`` engine -> sentence embedding,
+with an explicit "no text" state.
 
 Two stages with different costs, kept separable so they can be cached:
 ``read_texts(images)`` (OCR, slow: ~0.3 s per photo on CPU) -> strings; ``embed_texts(texts)``
