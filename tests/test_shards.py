@@ -167,7 +167,9 @@ def test_eval_and_predict_read_the_shards_a_manifest_was_written_to(photos, tmp_
     preds.write_text("image,lat,lon\nsub/p0.jpg,45.0,16.0\nsub/p1.jpg,48.85,2.35\nbig.png,-33.9,18.4\n")
     r = run("eval", f"{out}/{{000000..000001}}.tar", "--predictions", str(preds), "--format", "json")
     result = json.loads(r.stdout)
-    assert result["n_dataset"] == 6 and result["n"] == 3 and result["accuracy"]["1"] == pytest.approx(2 / 3)
+    # every dataset photo counts: the three without a record are misses
+    assert result["n_dataset"] == result["n"] == 6 and result["answered"] == 3 and result["missing"] == 3
+    assert result["accuracy"]["1"] == pytest.approx(2 / 6) and result["accuracy_answered"]["1"] == pytest.approx(2 / 3)
     r = run("predict", str(out), "--model", "evidence", "--no-ocr", "--format", "jsonl")
     records = [json.loads(line) for line in r.stdout.splitlines()]
     assert [rec["image"] for rec in records] == ["sub/p0.jpg", "sub/p1.jpg", "sub/p2.jpg", "sub/p3.jpg", "sub/p4.jpg", "big.png"]

@@ -172,12 +172,6 @@ class Branch(nn.Module):
         return {"trainable": cfg.trainable}
 
     @classmethod
-    def needed_weights(cls, options: dict) -> list:
-        """``WeightsStatus`` of each pretrained model this branch would load with ``options``
-        (what ``geocli models`` reports for a recipe; nothing is downloaded)."""
-        return []
-
-    @classmethod
     def option(cls, options: dict, key: str):
         """``options[key]``, else the constructor's default for it."""
         return options[key] if key in options else inspect.signature(cls).parameters[key].default

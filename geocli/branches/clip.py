@@ -65,12 +65,6 @@ class CLIPBranch(Branch):
         return {"model": cfg.clip_model, "pretrained": cfg.clip_weights or DEFAULT_CLIP_PRETRAINED,
                 "trainable": cfg.trainable}
 
-    @classmethod
-    def needed_weights(cls, options: dict) -> list:
-        from geocli.weights import open_clip_weights
-
-        return [open_clip_weights(cls.option(options, "model"), cls.option(options, "pretrained"))]
-
     def __init__(
         self,
         model: str = DEFAULT_CLIP_MODEL,

@@ -72,12 +72,6 @@ class RGBBranch(Branch):
         return {"model": cfg.rgb_model, "pretrained": not cfg.rgb_weights, "weights": cfg.rgb_weights,
                 "trainable": cfg.trainable}
 
-    @classmethod
-    def needed_weights(cls, options: dict) -> list:
-        from geocli.weights import timm_weights
-
-        return [timm_weights(cls.option(options, "model"))]
-
     def __init__(
         self,
         model: str = "vit_base_patch16_224",

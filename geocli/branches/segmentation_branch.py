@@ -34,17 +34,6 @@ class SegmentationBranch(Branch):
         has_weights = options.get("pretrained") or options.get("weights")
         return {"trainable": cfg.trainable if has_weights or paired else "finetune"}
 
-    @classmethod
-    def needed_weights(cls, options: dict) -> list:
-        """The ViT's weights, and the segmenter's when it loads a hub model (SegFormer)."""
-        from geocli.weights import hf_model_weights, timm_weights
-
-        out = [timm_weights(cls.option(options, "model"))]
-        if options.get("segmenter") == "segformer":
-            model = (options.get("segmenter_options") or {}).get("model", "nvidia/segformer-b0-finetuned-ade-512-512")
-            out.append(hf_model_weights(model))
-        return out
-
     def __init__(
         self,
         model: str = "vit_base_patch16_224",

@@ -59,12 +59,6 @@ class OCRBranch(Branch):
     def train_options(cls, cfg, paired: bool, options: dict) -> dict:
         return {"trainable": "freeze"}
 
-    @classmethod
-    def needed_weights(cls, options: dict) -> list:
-        from geocli.weights import text_model_weights
-
-        return [text_model_weights(cls.option(options, "text_model"))]
-
     @staticmethod
     def cache_sample(emb: torch.Tensor, has_text) -> dict:
         """One cache row as the branch's input: the sentence embedding and whether there was text."""

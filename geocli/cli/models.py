@@ -36,17 +36,29 @@ def _recipe_summary(raw: dict, train: dict) -> dict:
 
 
 def recipe_weights(train: dict) -> list[tuple]:
-    """(branch, WeightsStatus) for every pretrained model a recipe's branches load: each branch,
-    configured as the recipe would train it, says what it needs (``Branch.needed_weights``)."""
-    from geocli.branches import BRANCHES
-    from geocli.config import TrainConfig
-    from geocli.training.model_config import branch_config
+    """(branch, WeightsStatus) for every pretrained model a recipe's branches load, read from the
+    recipe's settings without importing any model code (``geocli models`` must start in about a
+    second, and the branch classes need torch)."""
+    from geocli.config import DEFAULT_CLIP_PRETRAINED, TrainConfig
+    from geocli.weights import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
 
-    cfg = TrainConfig.from_dict({"data": "", "out": "", **train})
+    defaults = TrainConfig()
+    options = train.get("branch_options", {})
     out = []
-    for name in cfg.branches:
-        options = branch_config(name, cfg).options
-        out += [(name, status) for status in BRANCHES.get(name).needed_weights(options)]
+    for branch in train.get("branches", defaults.branches):
+        opts = options.get(branch, {})
+        if branch == "rgb":
+            out.append((branch, timm_weights(opts.get("model", train.get("rgb_model", defaults.rgb_model)))))
+        elif branch == "seg":
+            out.append((branch, timm_weights(opts.get("model", "vit_base_patch16_224"))))
+            if opts.get("segmenter") == "segformer":
+                out.append((branch, hf_model_weights(opts.get("segmenter_options", {}).get(
+                    "model", "nvidia/segformer-b0-finetuned-ade-512-512"))))
+        elif branch == "clip":
+            model = opts.get("model", train.get("clip_model", defaults.clip_model))
+            out.append((branch, open_clip_weights(model, train.get("clip_weights") or DEFAULT_CLIP_PRETRAINED)))
+        elif branch == "ocr":
+            out.append((branch, text_model_weights(opts.get("text_model"))))
     return out
 
 
