@@ -24,8 +24,8 @@ SHARED = Path(os.environ.get("GEOCLI_SHARED_DATA", Path(__file__).resolve().pare
 #: name -> extra ``geocli train`` arguments (on top of the defaults)
 SETTINGS: dict[str, list[str]] = {
     "defaults": [],
-    "readme-tuned": ["--epochs", "30", "--sampler", "uniform", "--lr", "3e-3",
-                     "--config", "{\"head_options\": {\"geocell\": {\"tau_km\": 75}}}"],
+    "old-defaults": ["--epochs", "10", "--sampler", "class-balanced", "--lr", "1e-3",
+                     "--config", "{\"tau_km\": null}"],
 }
 
 

@@ -252,6 +252,10 @@ class TrainConfig(ConfigBase):
     constructor options (e.g. ``{"country": {"hidden": [512], "dropout": 0.5}}``) and loss weights.
     ``scheduler="step"`` multiplies the lr by ``step_gamma`` every ``step_epochs`` epochs.
     ``train_metrics``: also score the training images (eval mode) after every epoch.
+    ``tau_km``: PIGEON's haversine label smoothing over geocells (the target spreads to cells by
+    their distance from the photo, ``exp(-d / tau_km)``) for heads that take it; ``None`` uses
+    plain ``label_smoothing``. The defaults (tau 75 km, uniform sampler, lr 3e-3, 30 epochs) beat
+    the training centroid on every measured Croatia split (``bench/bench_train_defaults.py``).
     """
 
     data: str = ""
@@ -275,9 +279,9 @@ class TrainConfig(ConfigBase):
     head_weights: dict[str, float] = field(default_factory=dict)
     fusion: dict[str, Any] = field(default_factory=dict)
     trainable: str | int = "freeze"
-    epochs: int = 10
+    epochs: int = 30
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-3
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-3
     optimizer: str = "adamw"
@@ -288,8 +292,9 @@ class TrainConfig(ConfigBase):
     step_epochs: int = 5
     step_gamma: float = 1 / 3
     label_smoothing: float = 0.1
+    tau_km: float | None = 75.0
     class_weights: str = "none"
-    sampler: str = "class-balanced"
+    sampler: str = "uniform"
     images_per_place: int = 4
     place_radius_km: float = 0.025
     train_metrics: bool = False
@@ -347,6 +352,7 @@ class TrainConfig(ConfigBase):
             ("plateau_patience", self.plateau_patience >= 0, ">= 0"),
             ("plateau_factor", 0 < self.plateau_factor < 1, "in (0, 1)"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("tau_km", self.tau_km is None or self.tau_km > 0, "> 0 km, or null for plain label smoothing"),
             ("rotation", 0 <= self.rotation <= 180, "in [0, 180]"),
             ("color_jitter", self.color_jitter >= 0, ">= 0"),
             ("num_workers", self.num_workers >= 0, ">= 0"),

@@ -21,10 +21,8 @@ def _run(*args: str) -> str:
 
 def test_croatia_model_beats_the_training_centroid_then_predicts_and_evals(shared_data, tmp_path):
     manifest = str(shared_data / "croatia-streetview" / "manifest.csv")
-    (tmp_path / "haversine.json").write_text(json.dumps({"head_options": {"geocell": {"tau_km": 75}}}))
     cache, out = str(tmp_path / "cache"), str(tmp_path / "croatia")
-    summary = json.loads(_run("train", "--data", manifest, "--out", out, "--epochs", "30", "--lr", "3e-3",
-                              "--sampler", "uniform", "--config", str(tmp_path / "haversine.json"),
+    summary = json.loads(_run("train", "--data", manifest, "--out", out,  # the defaults
                               "--cache-dir", cache, "--format", "json"))
     val, centroid = summary["final"]["val"], summary["baseline_centroid"]
     assert summary["split"] == "group" and val["n"] == 112

@@ -45,6 +45,7 @@ def _cells(ctx, param, value):
 @click.option("--optimizer", type=click.Choice(["adamw", "sgd"]))
 @click.option("--scheduler", type=click.Choice(["cosine", "plateau", "step", "none"]))
 @click.option("--label-smoothing", type=click.FloatRange(0, 1))
+@click.option("--tau-km", type=click.FloatRange(0, min_open=True), help="Haversine label smoothing over geocells, km (default 75; \"tau_km\": null in a --config for plain label smoothing).")
 @click.option("--class-weights", type=click.Choice(["none", "inverse-frequency"]))
 @click.option("--sampler", type=click.Choice(["uniform", "class-balanced", "places"]), help="places: P x K batches of images_per_place photos per place (retrieval).")
 @click.option("--freeze", "trainable", flag_value="freeze", help="Frozen branches, embedded once (cached).")

@@ -18,12 +18,13 @@ def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
 
 
 def head_config(name: str, cfg: TrainConfig) -> HeadConfig:
-    """A head with the run's label smoothing where the head takes it (a ``label_smoothing``
-    option), then its ``head_options`` and its ``head_weights`` share of the loss."""
+    """A head with the run's label smoothing where the head takes it (``label_smoothing``,
+    ``tau_km`` options), then its ``head_options`` and its ``head_weights`` share of the loss."""
     from geocli.heads import HEADS
 
-    takes = HEADS.takes(name, "label_smoothing")
-    options = {**({"label_smoothing": cfg.label_smoothing} if takes else {}), **cfg.head_options.get(name, {})}
+    run_wide = {"label_smoothing": cfg.label_smoothing, "tau_km": cfg.tau_km}
+    taken = {key: value for key, value in run_wide.items() if HEADS.takes(name, key)}
+    options = {**taken, **cfg.head_options.get(name, {})}
     return HeadConfig(name, weight=float(cfg.head_weights.get(name, 1.0)), options=options)
 
 
