@@ -169,3 +169,17 @@ def test_eval_shards_cover_every_sample_once():
     shards = [list(EvalShard(11, rank, 3)) for rank in range(3)]
     assert sorted(i for s in shards for i in s) == list(range(11))
     assert [len(s) for s in shards] == [4, 4, 3] and list(EvalShard(5)) == [0, 1, 2, 3, 4]
+
+
+def test_default_geocell_head_uses_haversine_smoothing_and_paper_recipes_keep_plain_smoothing():
+    from geocli.training.model_config import head_config
+    from geocli.training.recipes import load_recipe
+
+    default = head_config("geocell", TrainConfig(data="", out=""))
+    assert default.options == {"label_smoothing": 0.1, "tau_km": 75.0}
+    assert "tau_km" not in head_config("country", TrainConfig(data="", out="")).options
+    cfg = TrainConfig.from_dict({"data": "", "out": "", **load_recipe("vit-city")})
+    assert head_config("geocell", cfg).options["tau_km"] is None
+    assert TrainConfig(data="", out="", tau_km=None).tau_km is None
+    with pytest.raises(Exception, match="tau_km"):
+        TrainConfig(data="", out="", tau_km=-1.0)
