@@ -24,6 +24,7 @@ MAX_WIDTH = 1 << 16  # no layer of a geocli model is wider than this
 DEFAULT_SCENES = ("indoor", "natural", "urban")
 #: The CLIP architecture and open_clip pretrained tag that training and prediction both default to.
 DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
+HF_CLIP_DEFAULT = "openai/clip-vit-large-patch14"  # GeoCLIP's image side (the hf_clip branch)
 TTA_MODES = (None, "five-crop")
 
 
@@ -371,3 +372,13 @@ class TrainConfig(ConfigBase):
         if self.sampler == "places" and (self.batch_size % self.images_per_place or self.batch_size < 2 * self.images_per_place):
             raise UsageError(f"sampler 'places' needs batch_size a multiple of images_per_place "
                              f"({self.images_per_place}) holding at least two places, not {self.batch_size}")
+
+
+def is_hf_clip(clip_model: str, clip_weights: str | None) -> bool:
+    """A Hugging Face CLIP (GeoCLIP's image side): a hub id like openai/clip-vit-large-patch14, or a
+    local folder as ``save_pretrained`` writes it; open_clip names and weight files are not."""
+    from pathlib import Path
+
+    if clip_weights:
+        return Path(clip_weights).expanduser().is_dir()
+    return "/" in clip_model and not clip_model.startswith("hf-hub:")

@@ -64,6 +64,8 @@ def branch_key(kind: str, options: dict, preprocess: dict, module: torch.nn.Modu
     """
     weights = options.get("weights") or options.get("pretrained")
     fingerprint = file_fingerprint(weights) if isinstance(weights, str) and Path(weights).is_file() else None
+    if fingerprint is None and hasattr(module, "weights_fingerprint"):
+        fingerprint = module.weights_fingerprint()  # weights a branch found itself (a hub snapshot, a folder)
     if not weights and module is not None:
         fingerprint = parameters_hash(module)
     return f"{kind}-{digest(CACHE_VERSION, kind, options, preprocess, fingerprint)}"

@@ -5,7 +5,9 @@ Answers for timm names (packaged weights first, then the Hugging Face cache), op
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 #: open_clip's hub repos for the model/tag pairs geocli names (its default, its recipes), so that
 #: ``geocli models`` answers without importing open_clip and torch; other pairs ask open_clip.
@@ -109,3 +111,16 @@ def python_package(module: str, what: str) -> WeightsStatus:
     spec = find_spec(module)
     where = (spec.submodule_search_locations or [spec.origin])[0] if spec else f"pip install {module.replace('_', '-')}"
     return WeightsStatus(what, spec is not None, str(where))
+
+
+def geoclip_dir() -> Path:
+    """The installed ``geoclip`` package's ``model`` folder (found without importing it)."""
+    from geocli.errors import WeightsNotFoundError
+
+    spec = importlib.util.find_spec("geoclip")
+    if spec is None or not spec.submodule_search_locations:
+        raise WeightsNotFoundError(
+            "the GeoCLIP location encoder and GPS gallery ship in the 'geoclip' package, "
+            "which is not installed; install it with: pip install 'geoclip>=1.2,<2'"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "model"

@@ -37,7 +37,12 @@ PROMISES = {
     "dino-mix": ({"retrieval"}, "concat", None),
     "vit-clip-mlp": ({"country"}, "concat", None),
     "geocli": ({"country", "geocell", "scene"}, "translocator", "five-crop"),
+    "geoclip": ({"gallery"}, "concat", None),
 }
+#: A tiny random Hugging Face CLIP vision tower with GeoCLIP's 768-d projection (the geoclip recipe).
+TINY_HF_CLIP = {"pretrained": False, "vision_config": {
+    "hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 2, "num_hidden_layers": 2,
+    "patch_size": 14, "image_size": 56, "projection_dim": 768}}
 
 
 @OCR_ENGINES.register("test-colour-sign")
@@ -54,6 +59,8 @@ def tiny_overrides(recipe: dict, tmp_path) -> dict:
     options = {"rgb": dict(T.TINY_VIT), "seg": dict(TINY_SEG),
                "clip": {"model": "geocli-test-tiny-clip", "model_cfg": TINY_CLIP, "pretrained": None},
                "ocr": {"engine": "test-colour-sign"}}
+    if "/" in recipe.get("clip_model", ""):  # a Hugging Face CLIP (geoclip)
+        options["clip"] = dict(TINY_HF_CLIP)
     out = {"rgb_model": "vit_tiny_patch16_224", "epochs": 2, "batch_size": 8, "lr": 1e-2,
            "cache_dir": str(tmp_path / "cache"), "seed": 0,
            "branch_options": {b: options[b] for b in recipe.get("branches", ["rgb"]) if b in options}}

@@ -172,6 +172,12 @@ class Branch(nn.Module):
         return {"trainable": cfg.trainable}
 
     @classmethod
+    def kind_for(cls, cfg) -> str | None:
+        """Another registered branch kind that serves this branch's name for a run's ``TrainConfig``
+        (None: this class itself)."""
+        return None
+
+    @classmethod
     def option(cls, options: dict, key: str):
         """``options[key]``, else the constructor's default for it."""
         return options[key] if key in options else inspect.signature(cls).parameters[key].default
@@ -194,6 +200,10 @@ class Branch(nn.Module):
 
     def transform(self, train: bool = False) -> Callable:
         return self.preprocess.transform(train)
+
+    def views(self, tta: str | None = None) -> Callable[[Image.Image], list[torch.Tensor]]:
+        """Image -> the tensors prediction looks at (``Preprocess.views``)."""
+        return self.preprocess.views(tta)
 
     def backbone(self) -> nn.Module:
         """The pretrained encoder that ``set_trainable`` acts on."""

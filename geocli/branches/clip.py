@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
+from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, is_hf_clip
 from geocli.errors import UsageError
 from geocli.hub import cache_dir, digest, fetch, file_fingerprint, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
@@ -64,6 +64,11 @@ class CLIPBranch(Branch):
         """``--clip-model`` / ``--clip-weights`` (a pretrained tag or a local file)."""
         return {"model": cfg.clip_model, "pretrained": cfg.clip_weights or DEFAULT_CLIP_PRETRAINED,
                 "trainable": cfg.trainable}
+
+    @classmethod
+    def kind_for(cls, cfg) -> str | None:
+        """``hf_clip`` when ``--clip-model`` is a Hugging Face id or ``--clip-weights`` a CLIP folder."""
+        return "hf_clip" if is_hf_clip(cfg.clip_model, cfg.clip_weights) else None
 
     def __init__(
         self,

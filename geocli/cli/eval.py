@@ -20,12 +20,18 @@ from geocli.report.json_out import strict_json
 @click.option("--skip-missing", is_flag=True, help="With --model: leave out images missing from disk.")
 @click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
 @device_option("With --model: cpu, cuda, cuda:1 ... (default: cuda when available).")
+@click.option("--evidence/--no-evidence", default=None,
+              help="With --model: apply EXIF and OCR clues to the model's distribution (its default otherwise).")
+@click.option("--group-by", default=None, metavar="COLUMN",
+              help="With --model: combine each group's photos (e.g. location_id) into one prediction and score groups.")
+@click.option("--clip-weights", type=click.Path(exists=True), default=None,
+              help="With --model geoclip/default: a local Hugging Face CLIP folder.")
 @add_options(checkpoint_model_options)
 @thresholds_option
 @format_option
 @progress_option
-def eval_command(dataset, root, metadata, predictions, model, skip_missing, batch_size, device, tta, cache,
-                 cache_dir, thresholds, fmt, progress):
+def eval_command(dataset, root, metadata, predictions, model, skip_missing, batch_size, device, evidence, group_by,
+                 clip_weights, tta, cache, cache_dir, thresholds, fmt, progress):
     """Score geolocation on DATASET: a benchmark name (im2gps, im2gps3k, yfcc26k, yfcc4k, mp16)
     or a manifest CSV path. Prints % within 1/25/200/750/2500 km, mean/median km, country
     accuracy and a per-continent table.
@@ -34,20 +40,30 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
     Examples:
       geocli eval im2gps3k --metadata im2gps3k_places365.csv --predictions preds.jsonl
       geocli eval photos/manifest.csv --model runs/croatia --format json
+      geocli eval croatia/manifest.csv --model runs/croatia --group-by location_id
+      geocli eval im2gps3k --root im2gps3k/ --metadata im2gps3k_places365.csv --model geoclip
     """
     from geocli.datasets import load_dataset
     from geocli.evaluate.scores import evaluate_predictions
 
     if (predictions is None) == (model is None):
         raise click.UsageError("give exactly one of --predictions FILE or --model DIR_OR_NAME")
+    if group_by and not model:
+        raise click.UsageError("--group-by runs with --model (a predictions file already holds its group records)")
     manifest = load_dataset(dataset, root=root, metadata=metadata)
-    guesses = (
-        _read(predictions) if predictions else _run_model(
-            model, manifest, skip_missing, batch_size, progress,
-            {"device": device, "tta": tta, "cache": cache, "cache_dir": cache_dir})
-    )
+    groups = None
+    if group_by:
+        from geocli.evaluate.groups import group_manifest, image_groups
+
+        groups = image_groups(manifest, group_by)
+    options = {"device": device, "tta": tta, "cache": cache, "cache_dir": cache_dir, "evidence": evidence,
+               "clip_weights": clip_weights}
+    guesses = _read(predictions) if predictions else _run_model(model, manifest, skip_missing, batch_size, progress, options,
+                                                               groups)
     if predictions and not guesses:
         raise click.UsageError(f"{predictions} holds no predictions: nothing to evaluate")
+    if groups:
+        manifest = group_manifest(manifest, groups)
     result = evaluate_predictions(manifest, guesses, thresholds, dataset_name=dataset)
     _emit(result, fmt)
 
@@ -58,7 +74,7 @@ def _read(path):
     return read_predictions(path)
 
 
-def _run_model(model, manifest, skip_missing, batch_size, progress, options: dict):
+def _run_model(model, manifest, skip_missing, batch_size, progress, options: dict, groups: dict | None = None):
     from geocli import load_model
     from geocli.datasets import check_images
     from geocli.evaluate.predictions_file import from_record
@@ -77,9 +93,11 @@ def _run_model(model, manifest, skip_missing, batch_size, progress, options: dic
     records = []
     total = len(images) if hasattr(images, "__len__") else None  # shards stream
     with RunProgress("photos", total=total, enabled=progress) as bar:
-        for record in geolocator.predict(images, top_k=10, batch_size=batch_size):
+        for record in geolocator.predict(images, top_k=10, batch_size=batch_size, groups=groups):
             records.append(record)
             bar.advance(ok=record["ok"])
+    if groups:  # score the groups' combined records only
+        records = [r for r in records if "images" in r]
     failed = [r for r in records if not r["ok"]]
     if failed:
         log(f"{len(failed)} image(s) could not be read and count as misses, e.g. {failed[0]['error']}")

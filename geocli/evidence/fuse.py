@@ -39,6 +39,10 @@ class Likelihood:
     """L(x) for one photo's evidence; ``factors`` evaluates it at candidate points."""
 
     evidence: Evidence
+    points: bool = True  # False: country-level factors only (for a distribution over countries)
+
+    def country_only(self) -> "Likelihood":
+        return Likelihood(self.evidence, points=False)
 
     @property
     def country_factors(self) -> dict[str, float]:
@@ -49,6 +53,8 @@ class Likelihood:
     def kernels(self) -> list[tuple[float, float, float, float]]:
         """(lat, lon, radius km, odds) of every point-like clue: place names and EXIF GPS."""
         ev = self.evidence
+        if not self.points:
+            return []
         out = [(m.place.lat, m.place.lon, PLACE_RADIUS_KM[m.place.kind], PLACE_ODDS * m.score)
                for m in ev.matches if m.place.kind in PLACE_RADIUS_KM]
         if ev.gps is not None:
@@ -66,12 +72,9 @@ class Likelihood:
         from geocli.geo.distance import haversine_km
 
         per_country = self.country_factors
-        memo: dict[str | None, float] = {}
-        out = np.empty(len(codes), dtype=np.float64)
-        for i, code in enumerate(codes):
-            if code not in memo:
-                memo[code] = per_country.get(code, 1.0) * script_factor(self.evidence, code)
-            out[i] = memo[code]
+        names, index = np.unique(np.asarray([c or "" for c in codes], dtype=object).astype(str), return_inverse=True)
+        by_name = np.array([per_country.get(n, 1.0) * script_factor(self.evidence, n or None) for n in names])
+        out = by_name[index].astype(np.float64) if len(codes) else np.empty(0)
         lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
         for plat, plon, radius, odds in self.kernels:
             d = haversine_km(lat, lon, plat, plon)

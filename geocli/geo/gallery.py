@@ -8,13 +8,15 @@ read straight from its package folder (the package module itself is not imported
 ``transformers`` and a CLIP ViT-L/14 this tool does not need). Its weight files are torch pickles,
 read with ``torch.load(weights_only=True)``, which restores tensors only and runs no code.
 
-``GPSGallery`` caches the gallery's embeddings: a query is one matrix product and a top-k, where
-``geoclip``'s own ``predict`` re-encodes all 100K coordinates for every image.
+``GPSGallery`` caches the gallery's embeddings in memory and (for a frozen encoder) on disk, keyed
+by the encoder's parameters and the coordinates: a query is one matrix product and a top-k, where
+``geoclip``'s own ``predict`` re-encodes all 100K coordinates for every image. The country of each
+gallery point (for country rankings and country evidence) is looked up once per gallery and cached.
 """
 from __future__ import annotations
 
-import importlib.util
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geocli.errors import WeightsNotFoundError
+from geocli.weights import geoclip_dir
 from geocli.geo.distance import validate_coordinates
 
 GEOCLIP_SIGMAS = (2**0, 2**4, 2**8)
@@ -83,17 +86,6 @@ class LocationEncoder(nn.Module):
         return sum(getattr(self, f"LocEnc{i}")(x) for i in range(len(self.sigmas)))
 
 
-def geoclip_dir() -> Path:
-    """The installed ``geoclip`` package's ``model`` folder (found without importing it)."""
-    spec = importlib.util.find_spec("geoclip")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsNotFoundError(
-            "the GeoCLIP location encoder and GPS gallery ship in the 'geoclip' package, "
-            "which is not installed; install it with: pip install 'geoclip>=1.2,<2'"
-        )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
-
-
 def _geoclip_file(*parts: str) -> Path:
     path = geoclip_dir().joinpath(*parts)
     if not path.is_file():
@@ -107,6 +99,11 @@ def load_geoclip_location_encoder() -> LocationEncoder:
     encoder = LocationEncoder()
     encoder.load_state_dict(state)
     return encoder
+
+
+def load_geoclip_image_mlp() -> dict[str, torch.Tensor]:
+    """GeoCLIP's image MLP (CLIP's 768-d features -> 768 -> ReLU -> 512) as a state dict."""
+    return torch.load(_geoclip_file("weights", "image_encoder_mlp_weights.pth"), map_location="cpu", weights_only=True)
 
 
 def load_geoclip_logit_scale() -> float:
@@ -131,20 +128,45 @@ class GPSGallery(nn.Module):
         coords = torch.as_tensor(np.asarray(coords, np.float32)).reshape(-1, 2)
         self.register_buffer("coords", coords)
         self._cache: torch.Tensor | None = None
+        self._countries: list[str | None] | None = None
 
     def __len__(self) -> int:
         return self.coords.shape[0]
 
+    @torch.no_grad()
+    def embeddings(self, encoder: nn.Module, batch_size: int = 8192, on_disk: bool = False) -> torch.Tensor:
+        """L2-normalised embedding of every gallery point, computed once and reused; ``on_disk``
+        (a frozen encoder) also keeps them in geocli's cache across runs."""
+        if self._cache is None or self._cache.device != self.coords.device:
+            path = self._cache_path(encoder) if on_disk else None
+            self._cache = _read_tensor(path, self.coords.device) if path else None
+            if self._cache is None:
+                chunks = [encoder(c) for c in self.coords.split(batch_size)]
+                self._cache = F.normalize(torch.cat(chunks), dim=-1)
+                if path:
+                    _write_tensor(path, self._cache)
+        return self._cache
+
+    def _cache_path(self, encoder: nn.Module) -> Path:
+        from geocli.embedding_cache import parameters_hash
+        from geocli.hub import cache_dir, digest
+
+        return cache_dir("gallery") / f"embeddings-{digest(parameters_hash(encoder), self.coords_key())}.safetensors"
+
+    def coords_key(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.coords.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:24]
+
+    def countries(self) -> list[str | None]:
+        """The country code at every gallery point (cached on disk per gallery)."""
+        if getattr(self, "_countries", None) is None or len(self._countries) != len(self):
+            self._countries = gallery_countries(self.coords.detach().cpu().double().numpy(), self.coords_key())
+        return self._countries
+
     def clear_cache(self) -> None:
         self._cache = None
-
-    @torch.no_grad()
-    def embeddings(self, encoder: nn.Module, batch_size: int = 8192) -> torch.Tensor:
-        """L2-normalised embedding of every gallery point, computed once and reused."""
-        if self._cache is None or self._cache.device != self.coords.device:
-            chunks = [encoder(c) for c in self.coords.split(batch_size)]
-            self._cache = F.normalize(torch.cat(chunks), dim=-1)
-        return self._cache
+        self._countries = None
 
     def set_coords(self, coords) -> None:
         """Replace the gallery (any size); the cached embeddings go with it."""
@@ -161,7 +183,51 @@ class GPSGallery(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
+def gallery_softmax(image_features: torch.Tensor, gallery_features: torch.Tensor, scale: float) -> torch.Tensor:
+    """GeoCLIP's distribution over the gallery: softmax of scale * cosine, (B, N)."""
+    logits = scale * F.normalize(image_features.float(), dim=-1) @ gallery_features.t()
+    return logits.softmax(dim=-1)
+
+
 def gallery_topk(image_features: torch.Tensor, gallery_features: torch.Tensor, k: int, scale: float):
-    """Softmax over the gallery of scale * cosine, then the top k: (probabilities, indices)."""
-    logits = scale * F.normalize(image_features, dim=-1) @ gallery_features.t()
-    return logits.softmax(dim=-1).topk(k, dim=-1)
+    """The top k of ``gallery_softmax``: (probabilities, indices)."""
+    return gallery_softmax(image_features, gallery_features, scale).topk(k, dim=-1)
+
+
+def gallery_countries(coords: np.ndarray, key: str) -> list[str | None]:
+    """Country code per (lat, lon) row, looked up once per gallery ``key`` and kept in the cache."""
+    import json
+
+    from geocli.geo.countries import country_codes_at
+    from geocli.hub import cache_dir
+
+    path = cache_dir("gallery") / f"countries-{key}.json"
+    if path.is_file():
+        codes = json.loads(path.read_text())
+        if len(codes) == len(coords):
+            return codes
+    if len(coords) > 5000:
+        from geocli.report.console import log
+
+        log(f"looking up the country of each of the {len(coords):,} gallery points (once; cached)")
+    codes = country_codes_at(coords[:, 0], coords[:, 1])
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(codes))
+    os.replace(tmp, path)
+    return codes
+
+
+def _read_tensor(path: Path, device) -> torch.Tensor | None:
+    if not path.is_file():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(path))["emb"].to(device)
+
+
+def _write_tensor(path: Path, tensor: torch.Tensor) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    save_file({"emb": tensor.detach().cpu().contiguous()}, str(tmp))
+    os.replace(tmp, path)

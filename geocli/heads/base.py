@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,8 +68,25 @@ class Head(nn.Module):
         raise NotImplementedError
 
     def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
-        """Per sample, up to ``k`` guesses ``(lat, lon, cell or None, probability or None)``, best first."""
-        raise NotImplementedError(f"{type(self).__name__} yields no locations")
+        """Per sample, up to ``k`` guesses ``(lat, lon, cell or None, probability or None)``, best
+        first: by default the top of each sample's ``distributions``."""
+        dists = self.distributions(out, predict, labels)
+        if dists is None:
+            raise NotImplementedError(f"{type(self).__name__} yields no locations")
+        return [self.ranked(d, k, predict) for d in dists]
+
+    def distributions(self, out: dict, predict, labels) -> list | None:
+        """Per sample, the head's probabilities over its whole fixed set of places
+        (``geocli.predict.grouping.Distribution``), or None when it states no such distribution
+        (regressions, retrieval). Evidence and grouping act on these."""
+        return None
+
+    def ranked(self, dist, k: int, predict) -> list[tuple]:
+        """The ``k`` most probable places of one distribution as location tuples, best first."""
+        top = np.argsort(-dist.probs, kind="stable")[:k]
+        cells = dist.cells
+        return [(float(dist.points[i, 0]), float(dist.points[i, 1]), cells[i] if cells else None,
+                 float(dist.probs[i])) for i in top]
 
     def class_counts(self, targets: dict) -> dict[str, tuple]:
         """For 1/frequency class weights: {weight key: (target indices, class count)} of its classes."""

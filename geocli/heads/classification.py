@@ -19,7 +19,7 @@ from geocli.config import LabelSpaces
 from geocli.errors import UsageError
 from geocli.heads.base import HEADS, FeatureSpec, Head, _gps, _long, mlp, trunk
 from geocli.heads.losses import classification_loss, coordinate_loss, haversine_smoothed_targets
-from geocli.heads.locations import refine_points, top_classes
+from geocli.heads.locations import refine_points
 
 
 def _need_cells(labels: LabelSpaces, head: str):
@@ -89,8 +89,17 @@ class CountryHead(ClassifierHead):
         """Top-k countries, each placed at its ``country_points`` entry (none when the model has none)."""
         if len(labels.country_points) != len(labels.countries):
             return [[] for _ in range(out["logits"].shape[0])]
-        points = labels.country_points
-        return [[(points[i][0], points[i][1], None, p) for i, p in row] for row in top_classes(out["logits"], k)]
+        return super().locations(out, k, predict, labels)
+
+    def distributions(self, out: dict, predict, labels) -> list | None:
+        """Country probabilities at their ``country_points`` (None when the model has none)."""
+        from geocli.predict.grouping import Distribution
+
+        if len(labels.country_points) != len(labels.countries):
+            return None
+        points, codes = np.asarray(labels.country_points, np.float64), list(labels.countries)
+        probs = out["logits"].detach().float().softmax(-1).cpu().numpy()
+        return [Distribution("country", points, p, codes) for p in probs]
 
 
 @HEADS.register("scene")
@@ -149,16 +158,19 @@ class GeocellHead(Head):
         cells = targets.get("cells") or {}
         return {f"cells/{p.name}": (cells[p.name], len(p)) for p in self.hierarchy.partitions if p.name in cells}
 
-    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
-        """Top-k finest cells by hierarchical probability; point = member mean, optionally refined."""
+    def distributions(self, out: dict, predict, labels) -> list:
+        """The finest cells' hierarchical probabilities at their member means."""
+        from geocli.predict.grouping import Distribution
+
         finest = self.hierarchy.finest
-        rows = []
-        for p in self.probabilities(out):
-            top = np.argsort(-p)[:k]
-            points = (refine_points(finest.means, p, top, predict.refine_top, predict.refine_km)
-                      if predict.refine else finest.means[top])
-            rows.append([(pt[0], pt[1], finest.cell_ids[c], p[c]) for c, pt in zip(top, points)])
-        return rows
+        return [Distribution("geocell", finest.means, p, None, list(finest.cell_ids)) for p in self.probabilities(out)]
+
+    def ranked(self, dist, k: int, predict) -> list[tuple]:
+        """Top-k finest cells; point = member mean, optionally refined."""
+        p, means = dist.probs, dist.points
+        top = np.argsort(-p)[:k]
+        points = refine_points(means, p, top, predict.refine_top, predict.refine_km) if predict.refine else means[top]
+        return [(pt[0], pt[1], dist.cells[c], p[c]) for c, pt in zip(top, points)]
 
     def probabilities(self, out: dict) -> np.ndarray:
         """(B, n_finest) hierarchical cell probabilities."""

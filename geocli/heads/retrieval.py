@@ -2,9 +2,12 @@
 kNN with a MixVPR aggregator trained with the multi-similarity loss.
 
 ``gallery``: image embedding -> trainable projection (GeoCLIP's 768-512 MLP shape) compared by
-cosine with location-encoder embeddings of GPS points. GeoCLIP's own image side is CLIP ViT-L/14
-(not available offline), so the projection always starts random and learns from the fused
-embedding; the location encoder and the 100K gallery come from the installed ``geoclip`` package.
+cosine with location-encoder embeddings of GPS points; the location encoder and the 100K gallery
+come from the installed ``geoclip`` package. ``projection="geoclip"`` starts the projection from
+GeoCLIP's own image MLP: its weights read the first 768 columns of the fused embedding (the CLIP
+ViT-L/14 branch, which must come first and be fused without normalisation) and every other column
+(presence flags, further branches such as OCR) starts at zero, so the untrained model *is*
+GeoCLIP and training moves away from it. Otherwise the projection starts random.
 Training: contrastive cross-entropy where each image's own GPS is the positive and random gallery
 points are the negatives (GeoCLIP uses a queue of past GPS; the gallery is a fixed stand-in).
 
@@ -25,8 +28,8 @@ from geocli.errors import UsageError
 from geocli.geo.distance import pairwise_haversine_km
 from geocli.geo.gallery import (
     GPSGallery,
+    gallery_softmax,
     LocationEncoder,
-    gallery_topk,
     load_geoclip_gallery,
     load_geoclip_location_encoder,
     load_geoclip_logit_scale,
@@ -43,7 +46,8 @@ class GalleryHead(Head):
 
     Options: gallery ("geoclip": the package's 100K points; "none": empty until ``set_gallery``),
     location_encoder ("geoclip" weights or "random"), train_location_encoder (default False),
-    hidden (projection width, 768), negatives (gallery points per training batch, 1024).
+    projection ("random" or "geoclip", see the module docstring), hidden (projection width, 768),
+    negatives (gallery points per training batch, 1024).
     """
 
     always_trained = False
@@ -51,15 +55,19 @@ class GalleryHead(Head):
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, gallery: str = "geoclip",
                  location_encoder: str = "geoclip", train_location_encoder: bool = False,
-                 hidden: int = 768, negatives: int = 1024, pretrained: bool = True):
+                 projection: str = "random", hidden: int = 768, negatives: int = 1024, pretrained: bool = True):
         super().__init__()
         if gallery not in ("geoclip", "none") or location_encoder not in ("geoclip", "random"):
             raise UsageError("gallery head: gallery is 'geoclip' or 'none'; location_encoder 'geoclip' or 'random'")
+        if projection not in ("random", "geoclip"):
+            raise UsageError("gallery head: projection is 'random' or 'geoclip'")
         use_package = pretrained and location_encoder == "geoclip"
         self.location_encoder = load_geoclip_location_encoder() if use_package else LocationEncoder()
         self.location_encoder.requires_grad_(train_location_encoder)
         self.train_location_encoder = train_location_encoder
         self.projection = mlp([spec.embed_dim, hidden, LocationEncoder.out_dim])
+        if projection == "geoclip":
+            _start_from_geoclip(self.projection, spec.embed_dim, hidden, pretrained)
         scale = load_geoclip_logit_scale() if use_package else math.log(1 / 0.07)
         self.logit_scale = nn.Parameter(torch.tensor(scale))
         coords = load_geoclip_gallery() if pretrained and gallery == "geoclip" else np.zeros((0, 2))
@@ -87,8 +95,14 @@ class GalleryHead(Head):
         logits = self.logit_scale.exp() * out["image"] @ loc.t()
         return F.cross_entropy(logits, torch.arange(len(gps), device=gps.device))
 
-    def locations(self, out: dict, k: int, predict, labels) -> list[list[tuple]]:
-        return ranked_points(*self.topk(out, k))
+    def distributions(self, out: dict, predict, labels) -> list:
+        """GeoCLIP's softmax over the whole gallery, each point with its country."""
+        from geocli.predict.grouping import Distribution
+
+        probs, coords = self.distribution(out)
+        coords = coords.detach().double().cpu().numpy()
+        codes = self.gallery.countries()
+        return [Distribution("gallery", coords, p, codes) for p in probs.double().cpu().numpy()]
 
     def _negative_points(self, device) -> torch.Tensor:
         n = min(self.negatives, len(self.gallery))
@@ -96,13 +110,36 @@ class GalleryHead(Head):
         return self.gallery.coords[idx].to(device)
 
     @torch.no_grad()
-    def topk(self, out: dict, k: int):
-        """(probabilities (B, k), coordinates (B, k, 2)) over the gallery, with cached embeddings."""
+    def distribution(self, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities (B, N) over the whole gallery, its coordinates (N, 2)), GeoCLIP's softmax."""
         if len(self.gallery) == 0:
             raise UsageError("the gallery head has an empty gallery; call set_gallery(coords) first")
-        feats = self.gallery.embeddings(self.location_encoder)
-        probs, idx = gallery_topk(out["image"], feats, min(k, len(self.gallery)), float(self.logit_scale.exp()))
-        return probs, self.gallery.coords[idx]
+        feats = self.gallery.embeddings(self.location_encoder, on_disk=not self.train_location_encoder)
+        return gallery_softmax(out["image"], feats, float(self.logit_scale.exp())), self.gallery.coords
+
+    @torch.no_grad()
+    def topk(self, out: dict, k: int):
+        """(probabilities (B, k), coordinates (B, k, 2)) over the gallery, with cached embeddings."""
+        probs, coords = self.distribution(out)
+        top, idx = probs.topk(min(k, len(self.gallery)), dim=-1)
+        return top, coords[idx]
+
+
+def _start_from_geoclip(projection: nn.Sequential, embed_dim: int, hidden: int, pretrained: bool) -> None:
+    """GeoCLIP's image MLP into the projection: its columns on the first 768 inputs, zeros elsewhere."""
+    if hidden != 768 or embed_dim < 768:
+        raise UsageError("projection='geoclip' needs hidden=768 and a 768-d CLIP ViT-L/14 branch first in the fusion")
+    if not pretrained:
+        return  # a checkpoint being rebuilt: its own weights load next
+    from geocli.geo.gallery import load_geoclip_image_mlp
+
+    state = load_geoclip_image_mlp()
+    with torch.no_grad():
+        projection[0].weight.zero_()
+        projection[0].weight[:, :768] = state["0.weight"]
+        projection[0].bias.copy_(state["0.bias"])
+        projection[2].weight.copy_(state["2.weight"])
+        projection[2].bias.copy_(state["2.bias"])
 
 
 @HEADS.register("retrieval")

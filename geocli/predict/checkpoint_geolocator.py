@@ -1,11 +1,16 @@
-"""Prediction from a checkpoint folder written by ``geocli train``.
+"""Prediction with a ``GeoModel``: a checkpoint folder written by ``geocli train``, or a built-in
+model assembled in memory (GeoCLIP).
 
-The folder alone rebuilds the model (architecture, label spaces, preprocessing; no download). Per
-batch of photos: the inputs every branch needs (``ModelInputs``), one forward pass (five views
-averaged when the checkpoint asks for five-crop TTA), then the records ``geocli predict`` prints.
-Beside the model's guesses each record carries the EXIF facts and, for models with an OCR branch,
-what was read and the clues in it (scripts, TLDs, phone prefixes) as evidence lines. EXIF GPS is
-shown, and with ``trust_exif`` ranked first.
+The folder alone rebuilds a checkpoint model (architecture, label spaces, preprocessing; no
+download). Per batch of photos: the inputs every branch needs (``ModelInputs``), one forward pass
+(five views averaged when the checkpoint asks for five-crop TTA), then the records ``geocli
+predict`` prints. Beside the model's guesses each record carries the EXIF facts and what OCR read
+with the clues in it (scripts, TLDs, phone prefixes) as evidence lines.
+
+With ``evidence`` on, those clues also rank: they act as a likelihood on the model's whole
+distribution (``geocli.evidence.fuse``: posterior = model x likelihood, renormalised). The text
+comes from the model's own OCR branch, or from an OCR engine when the model has none (``no_ocr``:
+EXIF only). EXIF GPS is shown, and with ``trust_exif`` ranked first.
 """
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from PIL import Image
 
 from geocli.runtime import resolve_device
 from geocli.config import TTA_MODES
-from geocli.errors import UsageError
+from geocli.errors import GeocliError, UsageError
 from geocli.evidence.combine import TRUSTED_EXIF_PROBABILITY
 from geocli.evidence.exif import ExifInfo, read_exif
 from geocli.evidence.scripts import detect_scripts
@@ -33,45 +38,58 @@ CHECKPOINT_FIXED = ("clip_model", "clip_pretrained", "clip_weights")
 KEEP_CHECKPOINT_TTA = "checkpoint"
 
 
-class CheckpointGeolocator:
-    """``locate(images, paths, top_k)`` with a trained model; see the module docstring.
+class ModelGeolocator:
+    """``locate(images, paths, top_k)`` with a built ``GeoModel``; see the module docstring.
 
-    ``tta``: "checkpoint" (what the checkpoint says), None or "none" (centre crop) or "five-crop".
+    ``tta``: "checkpoint" (what the model's config says), None or "none" (centre crop) or "five-crop".
     ``cache``: frozen pixel branches read their vectors from the embedding cache (single view).
+    ``evidence``: apply the photo's clues to the model's distribution (default on).
     """
 
-    def __init__(self, folder: str | Path, device: str | None = None, no_ocr: bool = False,
+    def __init__(self, model, label: str, device: str | None = None, no_ocr: bool = False,
                  trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
-                 cache_dir: str | None = None, ocr_engine: str | None = None, **fixed) -> None:
-        from geocli.checkpoint import load_checkpoint
+                 cache_dir: str | None = None, ocr_engine: str | None = None, evidence: bool = True) -> None:
         from geocli.embedding_cache import training_view
 
-        self.folder, self.trust_exif = Path(folder), trust_exif
-        self.notices = [f"--{k.replace('_', '-')} is ignored with a checkpoint model (its branches are fixed)"
-                        for k, v in fixed.items() if k in CHECKPOINT_FIXED and v]
-        unknown = sorted(k for k in fixed if k not in CHECKPOINT_FIXED)
-        if unknown:
-            raise UsageError(f"unknown option(s) for a checkpoint model: {unknown}")
+        self.model, self.label, self.trust_exif, self.no_ocr = model, label, trust_exif, no_ocr
         self.device = resolve_device(device)
-        self.model = load_checkpoint(self.folder, device=str(self.device))
+        self.notices: list[str] = getattr(self, "notices", [])
         self.tta = self.model.config.predict.tta if tta == KEEP_CHECKPOINT_TTA else (None if tta == "none" else tta)
         if self.tta not in TTA_MODES:
             raise UsageError(f"tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
         self.inputs = ModelInputs(self.model, self.tta, read_text=not no_ocr, cache=cache, cache_dir=cache_dir)
         self._use_ocr_engine(ocr_engine)
         self.cached_model = training_view(self.model, self.inputs.cached)
-        self.no_ocr = no_ocr
+        self.evidence = evidence
+        self.keep_distribution = False  # grouping asks for each photo's whole distribution
+        self.reader, self.reader_name = self._evidence_reader(ocr_engine)
 
     def _use_ocr_engine(self, name: str | None) -> None:
         if name is not None and self.inputs.ocr is not None:
             self.model.branches[self.inputs.ocr].use_engine(name)
 
+    def _evidence_reader(self, name: str | None):
+        """An OCR engine for the evidence when the model has no OCR branch of its own."""
+        if not self.evidence or self.no_ocr:
+            return None, None
+        if self.inputs.ocr is not None:
+            return None, self.model.branches[self.inputs.ocr].engine_name
+        from geocli.ocr import build_ocr_engine
+
+        name = name or "rapidocr"
+        try:
+            return build_ocr_engine(name), name
+        except GeocliError as exc:
+            self.notices.append(f"OCR for evidence off: {exc}")
+            return None, None
+
     def status_lines(self) -> list[str]:
         cfg = self.model.config
         branches = ", ".join(_branch_label(b) for b in cfg.branches if b.enabled)
         heads = ", ".join(h.name for h in cfg.heads)
-        lines = [f"model {self.folder}: branches {branches}; fusion {cfg.fusion.name}; heads {heads}; "
-                 f"{'five-crop TTA' if self.tta else 'centre crop'}; device {self.device}"]
+        lines = [f"model {self.label}: branches {branches}; fusion {cfg.fusion.name}; heads {heads}; "
+                 f"{'five-crop TTA' if self.tta else 'centre crop'}; device {self.device}; "
+                 f"evidence {'on' if self.evidence else 'off'}"]
         if self.no_ocr and self.inputs.ocr is not None:
             lines.append("OCR off (--no-ocr): the OCR branch gets its 'no text' input")
         elif self.inputs.ocr is not None:
@@ -83,9 +101,31 @@ class CheckpointGeolocator:
         if len(images) != len(paths):
             raise ValueError(f"{len(images)} images but {len(paths)} paths")
         batch = self.inputs.build(images, list(paths))
-        records = to_records(self.model, self._forward(batch), top_k)
-        return [self._record(rec, img, path, boxes, top_k)
-                for rec, img, path, boxes in zip(records, images, paths, batch.boxes or [[]] * len(images))]
+        boxes = batch.boxes or self._read_text(images)
+        exifs = [read_exif(path, image) for image, path in zip(images, paths)]
+        likelihoods = [self._likelihood(exif, bx) for exif, bx in zip(exifs, boxes)]
+        records = to_records(self.model, self._forward(batch), top_k, evidence=likelihoods,
+                             keep_distribution=self.keep_distribution)
+        return [self._record(rec, exif, bx, lik, top_k, image.size)
+                for rec, exif, bx, lik, image in zip(records, exifs, boxes, likelihoods, images)]
+
+    def _read_text(self, images: list[Image.Image]) -> list[list]:
+        if self.reader is None:
+            return [[] for _ in images]
+        from geocli.predict.default_geolocator import shrink_for_ocr
+
+        from geocli.ocr import rescale_boxes
+
+        shrunk = [shrink_for_ocr(img) for img in images]
+        return [rescale_boxes(bx, small.size, img.size)
+                for bx, small, img in zip(self.reader.read_batch(shrunk), shrunk, images)]
+
+    def _likelihood(self, exif: ExifInfo, boxes: list):
+        if not self.evidence:
+            return None
+        from geocli.evidence.fuse import Likelihood, photo_evidence
+
+        return Likelihood(photo_evidence(exif.gps, boxes))
 
     def _forward(self, batch: ModelBatch) -> dict:
         model = self.cached_model if batch.from_cache else self.model
@@ -93,26 +133,56 @@ class CheckpointGeolocator:
             outputs = model(batch.inputs)
         return average_views(outputs, batch.views)
 
-    def _record(self, rec: dict, image: Image.Image, path: str | None, boxes: list, top_k: int) -> LocateResult:
-        exif = read_exif(path, image)
+    def _record(self, rec: dict, exif: ExifInfo, boxes: list, likelihood, top_k: int,
+                size: tuple[int, int]) -> LocateResult:
         predictions, radius = rec["predictions"], rec.get("confidence_radius_km")
         if self.trust_exif and exif.gps:  # a GPS tag is a point, trusted at 0.99
             predictions, radius = _exif_first(exif, predictions, top_k), 0.0
         texts = [b.text for b in boxes]
+        from geocli.predict.grouping import DISTRIBUTION_KEY
+
+        kept = {DISTRIBUTION_KEY: rec[DISTRIBUTION_KEY]} if DISTRIBUTION_KEY in rec else {}
         return {
-            "exif": exif.to_dict(), "predictions": predictions, "confidence_radius_km": radius,
+            **kept, "exif": exif.to_dict(), "predictions": predictions, "confidence_radius_km": radius,
             "scene": rec["scene"],
-            "text": text_records(boxes, image.size),
+            "text": text_records(boxes, size),
             "country_head": rec["country_head"], "country_agreement": rec["country_agreement"],
-            "evidence": exif.lines() + _exif_distance(exif, rec["predictions"]) + self._text_lines(texts),
+            "evidence": (exif.lines() + _exif_distance(exif, rec["predictions"]) + self._text_lines(texts)
+                         + _applied(likelihood)),
             "reason": None if predictions else "this model has no location head",
         }
 
     def _text_lines(self, texts: list[str]) -> list[str]:
-        if self.inputs.ocr is None or self.no_ocr:
+        if self.reader_name is None and (self.inputs.ocr is None or self.no_ocr):
             return []
-        engine = self.model.branches[self.inputs.ocr].engine_name
+        engine = self.reader_name or self.model.branches[self.inputs.ocr].engine_name
         return text_evidence(engine, len(texts), detect_scripts(texts), hints_in_texts(texts))
+
+
+class CheckpointGeolocator(ModelGeolocator):
+    """A ``ModelGeolocator`` for a checkpoint folder from ``geocli train``."""
+
+    def __init__(self, folder: str | Path, device: str | None = None, no_ocr: bool = False,
+                 trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
+                 cache_dir: str | None = None, ocr_engine: str | None = None, evidence: bool = True,
+                 **fixed) -> None:
+        from geocli.checkpoint import load_checkpoint
+
+        self.folder = Path(folder)
+        self.notices = [f"--{k.replace('_', '-')} is ignored with a checkpoint model (its branches are fixed)"
+                        for k, v in fixed.items() if k in CHECKPOINT_FIXED and v]
+        unknown = sorted(k for k in fixed if k not in CHECKPOINT_FIXED)
+        if unknown:
+            raise UsageError(f"unknown option(s) for a checkpoint model: {unknown}")
+        model = load_checkpoint(self.folder, device=str(resolve_device(device)))
+        super().__init__(model, str(self.folder), device, no_ocr, trust_exif, tta, cache, cache_dir, ocr_engine,
+                         evidence)
+
+
+def _applied(likelihood) -> list[str]:
+    if likelihood is None or likelihood.empty:
+        return []
+    return ["evidence applied: the model's distribution times the clues' likelihood, renormalised"]
 
 
 def _exif_distance(exif: ExifInfo, predictions: list[Guess]) -> list[str]:

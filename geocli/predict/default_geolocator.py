@@ -1,9 +1,12 @@
 """The default geolocator behind ``geocli predict`` when no trained model is given.
 
-It needs no training: a zero-shot CLIP geolocator (open_clip; prompts over countries and the
-largest cities of the GeoNames gazetteer) combined with evidence read from the photo itself: EXIF
-GPS, place names read by OCR, writing systems, country-code TLDs, phone prefixes and street-type
-words. When CLIP weights cannot be had (offline and not cached, no ``clip_weights`` file) the visual
+It needs no training. Its visual model is the strongest one whose weights are here: GeoCLIP
+(``geocli.predict.geoclip``; CLIP ViT-L/14 in the Hugging Face cache or ``clip_weights`` a local
+CLIP folder), whose gallery distribution the evidence then reweights as a likelihood
+(``geocli.evidence.fuse``); else a zero-shot CLIP geolocator (open_clip; prompts over countries and
+the largest cities of the GeoNames gazetteer) ranked together with the evidence read from the photo
+itself (``geocli.evidence.combine``): EXIF GPS, place names read by OCR, writing systems,
+country-code TLDs, phone prefixes and street-type words. ``evidence=False`` leaves the clues out. When CLIP weights cannot be had (offline and not cached, no ``clip_weights`` file) the visual
 branch is off and the evidence alone decides; ``status_lines()`` then says so in one line.
 
 API::
@@ -54,12 +57,30 @@ class DefaultGeolocator:
     def __init__(self, clip_model: str | None = DEFAULT_CLIP_MODEL, clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
                  clip_weights: str | None = None, ocr_engine: str = "rapidocr", no_ocr: bool = False,
                  trust_exif: bool = False, device: str | None = None, clip_model_cfg: dict | None = None,
-                 clip_cities: int = 1000) -> None:
-        self.trust_exif = trust_exif
+                 clip_cities: int = 1000, evidence: bool = True, geoclip: bool | None = None) -> None:
+        self.trust_exif, self.evidence = trust_exif, evidence
         self._notices: list[str] = []
-        self.ocr = None if no_ocr else self._build_ocr(ocr_engine)
+        self.geoclip = self._build_geoclip(geoclip, clip_model, clip_weights, device, no_ocr, ocr_engine)
+        self.ocr = None if no_ocr or self.geoclip else self._build_ocr(ocr_engine)
         self.ocr_name = ocr_engine
-        self.clip = self._build_clip(clip_model, clip_pretrained, clip_weights, clip_model_cfg, device, clip_cities)
+        self.clip = None if self.geoclip else self._build_clip(clip_model, clip_pretrained, clip_weights,
+                                                               clip_model_cfg, device, clip_cities)
+
+    def _build_geoclip(self, wanted: bool | None, clip_model, clip_weights, device, no_ocr, ocr_engine):
+        """GeoCLIP when asked, or (``wanted`` None) when its weights are here: the strongest visual model."""
+        if wanted is False or clip_model is None:
+            return None
+        if wanted is None and not _geoclip_here(clip_weights):
+            return None
+        from geocli.predict.geoclip import geoclip_geolocator
+
+        try:
+            return geoclip_geolocator(clip_weights if clip_weights and os.path.isdir(clip_weights) else None,
+                                      device, evidence=self.evidence, no_ocr=no_ocr, trust_exif=self.trust_exif,
+                                      ocr_engine=ocr_engine)
+        except GeocliError as exc:
+            self._notices.append(f"GeoCLIP off ({_short(exc)}); trying zero-shot CLIP")
+            return None
 
     def _build_ocr(self, name: str):
         from geocli.ocr import build_ocr_engine
@@ -94,13 +115,13 @@ class DefaultGeolocator:
 
     def status_lines(self) -> list[str]:
         """One-line notices for stderr: which branches are off, and how to turn them on."""
-        return list(self._notices)
+        return (self.geoclip.status_lines() if self.geoclip else []) + list(self._notices)
 
     # --- evidence per batch -------------------------------------------------------------------
     def _read_text(self, images: Sequence[Image.Image]) -> list[list]:
         if self.ocr is None:
             return [[] for _ in images]
-        shrunk = [_shrink(img, OCR_MAX_SIDE) for img in images]
+        shrunk = [shrink_for_ocr(img) for img in images]
         return [rescale_boxes(bx, small.size, img.size)
                 for bx, small, img in zip(self.ocr.read_batch(shrunk), shrunk, images)]
 
@@ -108,6 +129,8 @@ class DefaultGeolocator:
         """One result per image (see the module docstring); ``paths`` give EXIF (may be None)."""
         if len(images) != len(paths):
             raise ValueError(f"{len(images)} images but {len(paths)} paths")
+        if self.geoclip is not None:
+            return [{**rec, "scripts": _scripts(rec["text"])} for rec in self.geoclip.locate(images, paths, top_k)]
         boxes = self._read_text(images)
         visual = self.clip.predict(images) if self.clip is not None and images else [None] * len(images)
         return [self._locate_one(img, path, bx, vis, top_k)
@@ -116,7 +139,7 @@ class DefaultGeolocator:
     def _locate_one(self, image: Image.Image, path: str | None, boxes: list, visual: dict | None,
                     top_k: int) -> LocateResult:
         exif = read_exif(path, image)
-        ev = photo_evidence(exif.gps, boxes, self.trust_exif)
+        ev = photo_evidence(exif.gps, boxes, self.trust_exif) if self.evidence else combine.Evidence()
         if visual is not None:
             ev.clip_countries, ev.clip_places = visual["countries"], visual["places"]
         predictions, unknown = combine.rank(ev, top_k)
@@ -171,8 +194,27 @@ def _missing_offline(model: str, pretrained: str | None) -> str | None:
     return None if status.available else "offline, and not in the local cache"
 
 
-def _shrink(image: Image.Image, max_side: int) -> Image.Image:
+def shrink_for_ocr(image: Image.Image, max_side: int = OCR_MAX_SIDE) -> Image.Image:
+    """The photo at most ``max_side`` pixels wide and high, as OCR reads it."""
     scale = max_side / max(image.size)
     if scale >= 1:
         return image
     return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+
+
+def _geoclip_here(clip_weights: str | None) -> bool:
+    """GeoCLIP can run without a download: a local CLIP folder, or ViT-L/14 in the Hugging Face cache."""
+    if clip_weights:
+        return os.path.isdir(clip_weights)
+    from geocli.predict.geoclip import geoclip_weights
+
+    try:
+        return geoclip_weights().available
+    except Exception:  # availability is advisory
+        return False
+
+
+def _scripts(text: list[dict]) -> list[dict]:
+    from geocli.evidence.scripts import detect_scripts
+
+    return [{"script": s, "share": round(share, 4)} for s, share in detect_scripts(t["text"] for t in text)]

@@ -59,7 +59,9 @@ class ModelInputs:
         if kind == "ocr":
             self.ocr = cfg.name
             return
-        self.pixels[cfg.name] = Preprocess.from_dict(cfg.preprocess).views(self.tta)
+        module = self.model.branches[cfg.name] if cfg.name in self.model.branches else None
+        own_views = getattr(module, "views", None)  # a branch may see pixels its own way (HF CLIP's processor)
+        self.pixels[cfg.name] = own_views(self.tta) if own_views else Preprocess.from_dict(cfg.preprocess).views(self.tta)
         if kind == "seg":
             opts = cfg.options
             renderer = MapRenderer(opts.get("segmenter"), opts.get("segmenter_options"), opts.get("label_space"))

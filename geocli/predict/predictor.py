@@ -15,11 +15,14 @@ from geocli.images import ImageError
 from geocli.predict.photos import PhotoLike, item_name, load_photo
 from geocli.predict.record import PredictionRecord, error_record, image_record
 
-#: Options that only a checkpoint model takes.
+#: Options that only a model with branches (a checkpoint, geoclip) takes.
 CHECKPOINT_ONLY = ("tta", "cache", "cache_dir")
 #: Models that need no checkpoint folder.
 BUILTIN_MODELS = {
-    "default": "zero-shot CLIP geolocator (countries + world cities) with EXIF and OCR evidence",
+    "default": "the strongest visual model whose weights are here (geoclip, else zero-shot CLIP, else none) "
+               "with EXIF and OCR evidence as a likelihood on its distribution",
+    "geoclip": "GeoCLIP: CLIP ViT-L/14 (openai/clip-vit-large-patch14 or --clip-weights DIR) + the geoclip "
+               "package's MLP, location encoder and 100K GPS gallery; --evidence adds the photo's clues",
     "evidence": "EXIF GPS and OCR evidence only (place names, scripts, TLDs, phone prefixes); no visual model",
 }
 
@@ -46,12 +49,30 @@ class Predictor:
         return list(self.geolocator.status_lines())
 
     def predict(self, photos: Iterable[PhotoLike] | PhotoLike, top_k: int = 5, batch_size: int = 8,
-                interrupt=None) -> Iterator[PredictionRecord]:
+                interrupt=None, groups: dict[str, str] | None = None) -> Iterator[PredictionRecord]:
         """One record per photo, in order. A single photo (not in a list) is taken as a list of one;
-        ``("name.jpg", data)`` names an in-memory photo in its record."""
+        ``("name.jpg", data)`` names an in-memory photo in its record. With ``groups`` (path -> group
+        key) photos are ordered by group and each group's combined record follows its photos
+        (``geocli.predict.grouping``)."""
+        from geocli.predict.grouping import strip_distributions, with_groups
+
         if isinstance(photos, (str, bytes, bytearray, memoryview, tuple)) or not hasattr(photos, "__iter__") \
                 or hasattr(photos, "__array_interface__") or hasattr(photos, "getexif"):
             photos = [photos]
+        if not groups:
+            yield from strip_distributions(self._records(photos, top_k, batch_size, interrupt))
+            return
+        keep = getattr(self.geolocator, "keep_distribution", None)
+        if keep is not None:
+            self.geolocator.keep_distribution = True
+        try:
+            ordered = _by_group([str(p) for p in photos], groups)
+            yield from with_groups(self._records(ordered, top_k, batch_size, interrupt), groups, top_k)
+        finally:
+            if keep is not None:
+                self.geolocator.keep_distribution = keep
+
+    def _records(self, photos, top_k: int, batch_size: int, interrupt) -> Iterator[PredictionRecord]:
         start = 0
         for batch in _batches(photos, batch_size):
             yield from self._predict_batch(batch, top_k, start)
@@ -93,6 +114,16 @@ class Predictor:
         return out
 
 
+def _by_group(paths: list[str], groups: dict[str, str]) -> list[str]:
+    """Paths with each group's photos together, groups in order of first appearance (stable)."""
+    first: dict[str, int] = {}
+    keyed = []
+    for i, p in enumerate(paths):
+        anchor = first.setdefault(groups[p], i) if p in groups else i
+        keyed.append((anchor, i, p))
+    return [p for _, _, p in sorted(keyed)]
+
+
 def load_geolocator(model: str | None = None, **options) -> Predictor:
     """A ``Predictor`` for a checkpoint folder, a built-in model name, or ``None`` (the default)."""
     if model is not None and Path(model).is_dir():
@@ -103,12 +134,27 @@ def load_geolocator(model: str | None = None, **options) -> Predictor:
     if name not in BUILTIN_MODELS:
         valid = ", ".join(BUILTIN_MODELS)
         raise UsageError(f"unknown model {name!r}: not a checkpoint folder nor a built-in model ({valid})")
-    misplaced = sorted(k for k in CHECKPOINT_ONLY if k in options)
+    takes = ("cache", "cache_dir") if name == "geoclip" else ()
+    misplaced = sorted(k for k in CHECKPOINT_ONLY if k in options and k not in takes)
     if misplaced:
         raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in misplaced)} applies to checkpoint "
                          f"models only, not to the built-in {name!r} model")
+    if name == "geoclip":
+        return Predictor(_geoclip(options))
     from geocli.predict.default_geolocator import DefaultGeolocator
 
     if name == "evidence":
         options["clip_model"] = None
+    if "clip_model" in options or "clip_pretrained" in options:
+        options["geoclip"] = False  # a zero-shot CLIP was named: use it rather than GeoCLIP
     return Predictor(DefaultGeolocator(**options))
+
+
+def _geoclip(options: dict):
+    from geocli.predict.geoclip import geoclip_geolocator
+
+    wrong = sorted(k for k in ("clip_model", "clip_pretrained") if k in options)
+    if wrong:
+        raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in wrong)} does not apply to geoclip "
+                         "(its CLIP is ViT-L/14; give a local copy with --clip-weights DIR)")
+    return geoclip_geolocator(**options)

@@ -96,10 +96,13 @@ class LocateResult(TypedDict):
 
 
 class PredictionRecord(LocateResult):
-    """One photo's record as writers receive it."""
+    """One photo's record as writers receive it (with ``--group-by``, also each group's combined
+    record: ``image`` "group KEY", ``group`` and the ``images`` it combines)."""
     image: str
     ok: bool
     error: Optional[str]
+    group: NotRequired[Optional[str]]
+    images: NotRequired[list[str]]
 
 
 def guess(rank: int, lat: float, lon: float, source: str | None, probability: float | None = None,

@@ -6,15 +6,18 @@ from geocli.config import BranchConfig, FusionConfig, HeadConfig, LabelSpaces, M
 
 
 def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
-    """One branch: what the branch takes from the run's settings (``train_options``), then the run's
-    ``branch_options`` for it. Unknown branch names fail listing the registered ones."""
+    """One branch: the registered kind that serves it for this run (``kind_for``), what that kind
+    takes from the run's settings (``train_options``), then the run's ``branch_options`` for it.
+    Unknown branch names fail listing the registered ones."""
     from geocli.branches import BRANCHES
     from geocli.fusion import FUSIONS
 
     fusion = FusionConfig.from_dict(cfg.fusion)
     paired = name in FUSIONS.get(fusion.name).joint_branches(fusion)
     user = cfg.branch_options.get(name, {})
-    return BranchConfig(name, options={**BRANCHES.get(name).train_options(cfg, paired, user), **user})
+    kind = BRANCHES.get(name).kind_for(cfg)  # e.g. a Hugging Face CLIP for the clip branch
+    options = {**BRANCHES.get(kind or name).train_options(cfg, paired, user), **user}
+    return BranchConfig(name, kind=kind or "", options=options)
 
 
 def head_config(name: str, cfg: TrainConfig) -> HeadConfig:
