@@ -110,15 +110,9 @@ class ModelGeolocator:
                 for rec, exif, bx, lik, image in zip(records, exifs, boxes, likelihoods, images)]
 
     def _read_text(self, images: list[Image.Image]) -> list[list]:
-        if self.reader is None:
-            return [[] for _ in images]
-        from geocli.predict.default_geolocator import shrink_for_ocr
+        from geocli.predict.default_geolocator import read_text
 
-        from geocli.ocr import rescale_boxes
-
-        shrunk = [shrink_for_ocr(img) for img in images]
-        return [rescale_boxes(bx, small.size, img.size)
-                for bx, small, img in zip(self.reader.read_batch(shrunk), shrunk, images)]
+        return read_text(self.reader, images)
 
     def _likelihood(self, exif: ExifInfo, boxes: list):
         if not self.evidence:

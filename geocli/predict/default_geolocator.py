@@ -119,11 +119,7 @@ class DefaultGeolocator:
 
     # --- evidence per batch -------------------------------------------------------------------
     def _read_text(self, images: Sequence[Image.Image]) -> list[list]:
-        if self.ocr is None:
-            return [[] for _ in images]
-        shrunk = [shrink_for_ocr(img) for img in images]
-        return [rescale_boxes(bx, small.size, img.size)
-                for bx, small, img in zip(self.ocr.read_batch(shrunk), shrunk, images)]
+        return read_text(self.ocr, images)
 
     def locate(self, images: list[Image.Image], paths: list[str], top_k: int = 5) -> list[LocateResult]:
         """One result per image (see the module docstring); ``paths`` give EXIF (may be None)."""
@@ -192,6 +188,16 @@ def _missing_offline(model: str, pretrained: str | None) -> str | None:
     except Exception:  # availability is advisory; loading will tell
         return None
     return None if status.available else "offline, and not in the local cache"
+
+
+def read_text(reader, images: Sequence[Image.Image]) -> list[list]:
+    """Each photo's text boxes as ``reader`` (an OCR engine, or None: no text) reads them from the
+    photo shrunk for OCR, in the photo's own pixel coordinates."""
+    if reader is None:
+        return [[] for _ in images]
+    shrunk = [shrink_for_ocr(img) for img in images]
+    return [rescale_boxes(bx, small.size, img.size)
+            for bx, small, img in zip(reader.read_batch(shrunk), shrunk, images)]
 
 
 def shrink_for_ocr(image: Image.Image, max_side: int = OCR_MAX_SIDE) -> Image.Image:
