@@ -32,7 +32,7 @@ def main() -> None:
 
     from geocli.datasets import load_dataset
     from geocli import embedding_cache as C
-    from geocli.training.trainer import _encoder
+    from geocli.training.loaders import vector_encoder
     from geocli.model import build_branch_module
     from geocli.config import BranchConfig
 
@@ -42,7 +42,7 @@ def main() -> None:
     branch = build_branch_module(bcfg).eval()
     key = C.branch_key(bcfg.registry_name, bcfg.options, bcfg.preprocess)
     with tempfile.TemporaryDirectory() as root:
-        encode = _encoder(branch, args.batch_size)
+        encode = vector_encoder(branch, args.batch_size)
         cold, (emb, _) = timed(lambda: C.cached_embeddings(C.EmbeddingCache(key, root), paths, encode, args.batch_size))
         C._HASH_MEMO.clear()
         warm, (again, _) = timed(lambda: C.cached_embeddings(C.EmbeddingCache(key, root), paths, encode, args.batch_size))

@@ -130,9 +130,18 @@ class GeoModel(nn.Module):
         return next((n for n, m in self.branches.items() if _speaks_tokens(m)), None)
 
     def _token_encoder(self) -> nn.Module | None:
-        if self.token_branch is None:
-            return None
-        return self.pair.encoders[self.token_branch] if self.pair is not None else self.branches[self.token_branch]
+        return None if self.token_branch is None else self.branch_module(self.token_branch)
+
+    def branch_module(self, name: str) -> nn.Module:
+        """Branch ``name``'s module, also when it is one of the TransLocator pair."""
+        if self.pair is not None and name in self.pair.names:
+            return self.pair.encoders[name]
+        return self.branches[name]
+
+    @property
+    def pixel_inputs(self) -> list[str]:
+        """Every branch that reads its own input in a batch, the TransLocator pair's members first."""
+        return (list(self.pair.names) if self.pair is not None else []) + list(self.branches)
 
     @property
     def token_shape(self) -> tuple[int | None, int | None]:

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import train_helpers as T
 from geocli.branches.base import Preprocess
 from geocli.cli.main import cli
+from geocli.training import loaders
 from geocli.training import trainer as train_engine
 from geocli.checkpoint import load_checkpoint, read_checkpoint_config
 from geocli.training.trainer import train
@@ -24,7 +25,7 @@ from geocli.images import open_image
 def _count_encodes(monkeypatch) -> list[int]:
     """Record how many images every frozen-branch encode call gets."""
     calls: list[int] = []
-    original = train_engine._encoder
+    original = loaders.vector_encoder
 
     def counting(module, batch_size):
         encode = original(module, batch_size)
@@ -34,7 +35,7 @@ def _count_encodes(monkeypatch) -> list[int]:
             return encode(paths)
         return wrapped
 
-    monkeypatch.setattr(train_engine, "_encoder", counting)
+    monkeypatch.setattr(loaders, "vector_encoder", counting)
     return calls
 
 
@@ -183,8 +184,8 @@ def test_scene_head_is_left_out_without_scene_labels(tmp_path):
 
 
 def test_best_epoch_is_kept_beside_the_run(tmp_path):
-    from geocli.training.trainer import best_folder
-    from geocli.training.scoring import best_score
+    from geocli.training.run_folder import best_folder
+    from geocli.training.callbacks import best_score
 
     cfg = T.tiny_config(tmp_path, epochs=4, lr=5e-2)
     result = train(cfg, progress=False)

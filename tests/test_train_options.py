@@ -144,17 +144,17 @@ def test_cached_rows_give_back_the_same_descriptors_as_the_live_branch(rgb):
 
 def test_frozen_retrieval_training_encodes_each_photo_once(tmp_path, monkeypatch):
     import train_helpers as T
-    from geocli.training import trainer as train_engine
+    from geocli.training import loaders
     from geocli.training.trainer import train
 
     calls: list[int] = []
-    original = train_engine._token_encoder
+    original = loaders.token_encoder
 
     def counting(module, batch_size):
         encode = original(module, batch_size)
         return lambda paths: calls.append(len(paths)) or encode(paths)
 
-    monkeypatch.setattr(train_engine, "_token_encoder", counting)
+    monkeypatch.setattr(loaders, "token_encoder", counting)
     settings = dict(heads=["retrieval"], sampler="places", images_per_place=3, batch_size=6, epochs=2,
                     head_options={"retrieval": {"out_channels": 8, "out_rows": 2}})
     result = train(T.tiny_config(tmp_path, **settings), progress=False)

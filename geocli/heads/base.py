@@ -58,11 +58,15 @@ class Head(nn.Module):
       first; None: the head yields no locations). The first present head ranks the guesses.
     - ``point_estimate``: it gives one point per photo (a regression); beside another location
       head its point is added after that head's ranked guesses.
+    - ``searches_references``: it ranks reference photos by the descriptor in its output
+      (``out["descriptor"]``); training re-encodes the training photos as its references every
+      epoch (``set_references``) and reports recall@K against them.
     """
 
     always_trained: bool = True
     location_priority: int | None = None
     point_estimate: bool = False
+    searches_references: bool = False
 
     def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
         raise NotImplementedError

@@ -154,6 +154,7 @@ class RetrievalHead(Head):
     always_trained = False  # batches without "place" ids or close pairs teach it nothing
     location_priority = 21
     needs_tokens = True
+    searches_references = True
 
     def __init__(self, spec: FeatureSpec, labels: LabelSpaces, out_channels: int = 64, out_rows: int = 4,
                  mixer_depth: int = 2, mlp_ratio: float = 1.0, alpha: float = 1.0, beta: float = 50.0,

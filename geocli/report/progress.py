@@ -108,3 +108,11 @@ def _isatty(stream: IO[str]) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+def step_bar(enabled: bool, total: int, desc: str):
+    """A plain tqdm bar on stderr for one stage of a training run (an epoch, encoding a cache);
+    drawn only when ``enabled`` and there is something to count, gone once the stage ends."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled or total == 0, leave=False)

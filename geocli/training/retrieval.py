@@ -12,16 +12,26 @@ import torch
 from geocli.heads.references import VPR_RADIUS_KM, ReferenceIndex, recall_from_neighbours
 from geocli.runtime import to_device
 
-RETRIEVAL_HEAD = "retrieval"
 RECALL_KS = (1, 5, 10)
+
+
+def reference_head(model) -> str | None:
+    """The name of the model's head that searches reference photos (``Head.searches_references``)."""
+    return next((name for name, head in model.heads.items() if head.searches_references), None)
+
+
+def descriptor(out: dict, head: str) -> torch.Tensor:
+    """The reference-search descriptors (B, D) of head ``head`` in a model output, float on the CPU."""
+    return out["heads"][head]["descriptor"].float().cpu()
 
 
 @torch.no_grad()
 def descriptors(view, loader, device) -> torch.Tensor:
-    """Retrieval descriptors of every sample of ``loader`` (eval mode, loader order)."""
+    """Descriptors of every sample of ``loader`` (eval mode, loader order) by the reference head."""
+    head = reference_head(view)
     was_training = view.training
     view.eval()
-    parts = [view(to_device(batch, device))["heads"][RETRIEVAL_HEAD]["descriptor"].float().cpu() for batch in loader]
+    parts = [descriptor(view(to_device(batch, device)), head) for batch in loader]
     view.train(was_training)
     return torch.cat(parts)
 
@@ -29,7 +39,7 @@ def descriptors(view, loader, device) -> torch.Tensor:
 def refresh_references(view, loader, lat, lon, device) -> ReferenceIndex:
     """Re-encode the reference photos with the current weights and hand them to the head."""
     index = ReferenceIndex(descriptors(view, loader, device), np.stack([lat, lon], axis=1))
-    view.heads[RETRIEVAL_HEAD].set_references(index)
+    view.heads[reference_head(view)].set_references(index)
     return index
 
 

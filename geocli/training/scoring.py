@@ -1,6 +1,5 @@
 """Scoring a model on photos during training: loss, distance summary, country accuracy and, for
-retrieval models, recall@1/5/10 against the reference index; plus the epoch's log line and the
-number that picks the best epoch.
+retrieval models, recall@1/5/10 against the reference index; plus the epoch's log line.
 
 Under torchrun the validation set is sharded (``EvalShard``): each rank scores its own photos and
 the per-photo rows are gathered, so every rank computes the same numbers from the whole set.
@@ -13,7 +12,7 @@ import torch
 from geocli.datasets.manifest import manifest_countries
 from geocli.training.distributed import World, gather_lists
 from geocli.runtime import mixed_precision, to_device
-from geocli.training.retrieval import RETRIEVAL_HEAD, recall
+from geocli.training.retrieval import descriptor, recall, reference_head
 
 
 @torch.no_grad()
@@ -37,6 +36,7 @@ def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[
     from geocli.evaluate.scores import top_country
     from geocli.heads.locations import to_records
 
+    head = reference_head(view) if descriptors else None
     view.eval()
     rows, losses = [], []
     for batch in loader:
@@ -44,7 +44,7 @@ def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[
         with mixed_precision(device, amp):
             out = view(batch)
         losses.append(float(view.loss(out, batch, weights)[0]) * len(batch["index"]))
-        desc = out["heads"][RETRIEVAL_HEAD]["descriptor"].float().cpu() if descriptors else None
+        desc = descriptor(out, head) if head is not None else None
         for j, (i, rec) in enumerate(zip(batch["index"].tolist(), to_records(view, out, top_k=1))):
             top = rec["predictions"][0] if rec["predictions"] else {"lat": np.nan, "lon": np.nan}
             rows.append((i, (top["lat"], top["lon"]), top_country(rec), None if desc is None else desc[j]))
@@ -60,12 +60,6 @@ def _distances(manifest, guesses: list) -> dict:
     if np.isnan(g).all():
         return {}
     return distance_summary(haversine_km(manifest.lat, manifest.lon, g[:, 0], g[:, 1]))
-
-
-def best_score(row: dict) -> float | None:
-    """Lower is better: validation median km for location models, else validation loss."""
-    val = row.get("val") or {}
-    return val.get("median_km", val.get("loss"))
 
 
 def epoch_line(row: dict, epochs: int) -> str:
