@@ -123,12 +123,12 @@ def test_models_lists_builtins_and_weight_availability():
 
 
 def test_a_records_country_head_ranks_its_countries():
-    from geocli.evaluate.predictions_file import from_record
+    from geocli.evaluate.prediction_table import table_from_records
     from geocli.errors import ManifestError
 
     record = {"image": "a.jpg", "predictions": [{"rank": 1, "lat": 45.8, "lon": 16.0, "country": "HR"}],
               "country_head": [{"rank": 2, "country": "si"}, "junk", {"rank": 1, "country": "HR"}, {"rank": 3}]}
-    assert from_record(record).countries == ["HR", "SI"]
+    assert table_from_records([record]).head_country.to_pylist() == ["HR", "SI"]
     record["country_head"][0]["rank"] = "second"
     with pytest.raises(ManifestError, match="rank is not a whole number"):
-        from_record(record)
+        table_from_records([record])

@@ -60,7 +60,7 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
                "clip_weights": clip_weights}
     guesses = _read(predictions) if predictions else _run_model(model, manifest, skip_missing, batch_size, progress, options,
                                                                groups)
-    if predictions and not guesses:
+    if predictions and not len(guesses):
         raise click.UsageError(f"{predictions} holds no predictions: nothing to evaluate")
     if groups:
         manifest = group_manifest(manifest, groups)
@@ -77,7 +77,7 @@ def _read(path):
 def _run_model(model, manifest, skip_missing, batch_size, progress, options: dict, groups: dict | None = None):
     from geocli import load_model
     from geocli.datasets import check_images
-    from geocli.evaluate.predictions_file import from_record
+    from geocli.evaluate.prediction_table import table_from_records
     from geocli.report.console import log
     from geocli.datasets.shards import is_shard_spec, shard_images
     from geocli.report.progress import RunProgress
@@ -101,7 +101,7 @@ def _run_model(model, manifest, skip_missing, batch_size, progress, options: dic
     failed = [r for r in records if not r["ok"]]
     if failed:
         log(f"{len(failed)} image(s) could not be read and count as misses, e.g. {failed[0]['error']}")
-    return [from_record(r) for r in records]
+    return table_from_records(records)
 
 
 def _emit(result: dict, fmt: str) -> None:

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from geocli.evaluate.metrics import mean_known
+
 CALIBRATION_KM = 25.0
 N_BINS = 10
 
@@ -37,27 +39,36 @@ def reliability_table(probabilities, near_hits, country_hits, n_bins: int = N_BI
     ``CALIBRATION_KM`` and country accuracy (over photos whose true country is known)."""
     p = np.asarray(probabilities, np.float64)
     near = np.asarray(near_hits, np.float64)
+    hits = known_hits(country_hits)
     bins = bin_index(p, n_bins)
     rows = []
     for b in np.unique(bins):
         sel = np.flatnonzero(bins == b)
-        countries = [country_hits[i] for i in sel if country_hits[i] is not None]
         rows.append({"bin": [b / n_bins, (b + 1) / n_bins], "n": int(sel.size),
                      "stated": float(p[sel].mean()), "within_km": float(near[sel].mean()),
-                     "country": float(np.mean(countries)) if countries else None})
+                     "country": mean_known(hits[sel])})
     return rows
 
 
-def calibration_summary(probabilities, distances_km, country_hits: Sequence[bool | None]) -> dict:
-    """The reliability table and both ECEs (against within-``CALIBRATION_KM`` and the country)."""
+def known_hits(country_hits) -> np.ndarray:
+    """Country hits as 1.0 / 0.0, NaN where the true country is unknown (``None`` in a list)."""
+    if isinstance(country_hits, np.ndarray) and country_hits.dtype.kind == "f":
+        return country_hits
+    return np.array([np.nan if c is None else float(c) for c in country_hits], np.float64)
+
+
+def calibration_summary(probabilities, distances_km, country_hits: Sequence[bool | None] | np.ndarray) -> dict:
+    """The reliability table and both ECEs (against within-``CALIBRATION_KM`` and the country);
+    ``country_hits``: bools with None where unknown, or floats with NaN."""
     p = np.asarray(probabilities, np.float64)
     near = np.asarray(distances_km, np.float64) <= CALIBRATION_KM
-    known = [i for i, c in enumerate(country_hits) if c is not None]
+    hits = known_hits(country_hits)
+    known = ~np.isnan(hits)
     return {
         "n": int(p.size), "within_km": CALIBRATION_KM,
         "ece_km": expected_calibration_error(p, near),
-        "ece_country": expected_calibration_error(p[known], [country_hits[i] for i in known]),
-        "bins": reliability_table(p, near, list(country_hits)),
+        "ece_country": expected_calibration_error(p[known], hits[known]),
+        "bins": reliability_table(p, near, hits),
     }
 
 
@@ -68,15 +79,14 @@ def radius_coverage(radii_km, distances_km) -> dict:
             "median_radius_km": float(np.median(r)) if r.size else None}
 
 
-def calibration_report(preds: Sequence, distances_km, country_hits: Sequence[bool | None]) -> dict | None:
+def calibration_report(probability, radius_km, distances_km, country_hits: np.ndarray) -> dict | None:
     """Calibration of the rows whose top guess states a probability (and of the confidence radius,
-    where records state one); None when no row states either."""
+    where records state one); per row, NaN where not stated. None when no row states either."""
     d = np.asarray(distances_km, np.float64)
-    rows = [i for i, p in enumerate(preds) if p is not None and p.guesses and p.probability is not None]
-    radii = [i for i, p in enumerate(preds) if p is not None and p.guesses and p.radius_km is not None]
-    if not rows and not radii:
+    rows, radii = np.flatnonzero(~np.isnan(probability)), np.flatnonzero(~np.isnan(radius_km))
+    if not rows.size and not radii.size:
         return None
-    report = calibration_summary([preds[i].probability for i in rows], d[rows], [country_hits[i] for i in rows])
-    if radii:
-        report["radius"] = radius_coverage([preds[i].radius_km for i in radii], d[radii])
+    report = calibration_summary(probability[rows], d[rows], country_hits[rows])
+    if radii.size:
+        report["radius"] = radius_coverage(radius_km[radii], d[radii])
     return report

@@ -6,8 +6,7 @@ every threshold; mean and median km describe the answered items only.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -57,30 +56,43 @@ def topk_accuracy(true_labels: Sequence, ranked_predictions: Sequence[Sequence],
 
     Rows whose true label is ``None`` (unknown) are left out of the denominator.
     """
-    pairs = [(t, list(r)) for t, r in zip(true_labels, ranked_predictions) if t is not None]
-    if not pairs:
+    ranks = [list(r).index(t) if t in r else len(r) for t, r in zip(true_labels, ranked_predictions) if t is not None]
+    return topk_from_ranks(np.array(ranks, np.int64), ks)
+
+
+def topk_from_ranks(ranks, ks=(1, 5, 10)) -> dict[str, float]:
+    """Fraction of rows whose truth is ranked within the first k (``ranks``: its 0-based position,
+    anything ``>= k`` where it is not ranked), for each k; NaN without rows."""
+    r = np.asarray(ranks)
+    if r.size == 0:
         return {str(k): float("nan") for k in ks}
-    return {str(k): float(np.mean([t in r[:k] for t, r in pairs])) for k in ks}
+    return {str(k): float(np.mean(r < k)) for k in ks}
 
 
-def per_group_metrics(groups: Sequence, distances_km, correct_country=None, thresholds_km=DEFAULT_THRESHOLDS_KM) -> dict:
-    """Distance summary (and country accuracy) per group, e.g. per continent of the true location."""
-    index: dict = defaultdict(list)
-    for i, g in enumerate(groups):
-        index[g if g is not None else "unknown"].append(i)
+def per_group_metrics(group_index, group_names: Sequence[str], distances_km, correct_country=None,
+                      thresholds_km=DEFAULT_THRESHOLDS_KM) -> dict:
+    """Distance summary (and country accuracy) per group, e.g. per continent of the true location.
+
+    ``group_index[i]`` points into ``group_names`` (names may repeat: rows under one name form one
+    group); ``correct_country`` is 1.0 / 0.0 per row, NaN where unknown. Groups in name order."""
+    names = sorted(set(group_names), key=str)
+    lut = np.array([names.index(n) for n in group_names], np.int64)
+    group = lut[np.asarray(group_index, np.int64)]
     d = np.asarray(distances_km, np.float64)
+    hits = None if correct_country is None else np.asarray(correct_country, np.float64)
     out = {}
-    for g in sorted(index, key=str):
-        rows = index[g]
-        out[g] = distance_summary(d[rows], thresholds_km)
-        if correct_country is not None:
-            out[g]["country_accuracy"] = _mean_known([correct_country[i] for i in rows])
+    for g in np.unique(group).tolist():
+        rows = group == g
+        out[names[g]] = distance_summary(d[rows], thresholds_km)
+        if hits is not None:
+            out[names[g]]["country_accuracy"] = mean_known(hits[rows])
     return out
 
 
-def _mean_known(values: Iterable) -> float | None:
-    known = [v for v in values if v is not None]
-    return float(np.mean(known)) if known else None
+def mean_known(values: np.ndarray) -> float | None:
+    """Mean of the non-NaN values; None where there are none."""
+    known = values[~np.isnan(values)]
+    return float(np.mean(known)) if known.size else None
 
 
 def retrieval_recall(

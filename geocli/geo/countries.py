@@ -150,6 +150,11 @@ def country_at(lat: float, lon: float) -> Country | None:
 def country_codes_at(lat, lon) -> list[str | None]:
     """The country of every point in arrays of coordinates, by the rule in this module's docstring
     (vectorised: points in cells one country covers whole need no polygon test)."""
+    return country_codes_array(lat, lon).tolist()
+
+
+def country_codes_array(lat, lon) -> np.ndarray:
+    """``country_codes_at`` as an object array (codes or None), for callers that stay in arrays."""
     from geocli.geo.country_grid import MIXED, NO_COUNTRY
 
     lat, lon = (a.ravel() for a in np.broadcast_arrays(np.asarray(lat, np.float64), np.asarray(lon, np.float64)))
@@ -157,13 +162,28 @@ def country_codes_at(lat, lon) -> list[str | None]:
     idx = np.flatnonzero(validate_coordinates(lat, lon))
     labels = _grid().labels_at(lat[idx], lon[idx])
     codes[idx] = _grid().codes[labels]
-    for i in idx[labels == MIXED]:  # a border or coast crosses the cell: the exact test
-        codes[i] = zone_country_at(lat[i], lon[i])
+    mixed = idx[labels == MIXED]  # a border or coast crosses the cell: the exact test
+    codes[mixed] = zone_countries_at(lat[mixed], lon[mixed])
     offshore = idx[(labels == NO_COUNTRY) | ((labels == MIXED) & (codes[idx] == None))]  # noqa: E711
     codes[offshore] = nearest_place_countries(lat[offshore], lon[offshore])
     antarctic = (lat < ANTARCTIC_LAT) & (codes != None)  # noqa: E711 (elementwise)
     codes[antarctic] = "AQ"
-    return codes.tolist()
+    return codes
+
+
+def zone_countries_at(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """``zone_country_at`` for many points (timezonefinder's batch lookup where it has one)."""
+    finder = _timezone_finder()
+    if not hasattr(finder, "timezone_ids_at") or not lat.size:
+        return np.array([zone_country_at(a, b) for a, b in zip(lat.tolist(), lon.tolist())] + [None], object)[:-1]
+    return _zone_id_countries()[finder.timezone_ids_at(lngs=lon, lats=lat)]
+
+
+@lru_cache(maxsize=1)
+def _zone_id_countries() -> np.ndarray:
+    """The country of each timezonefinder zone id, and None last (for id -1, no zone)."""
+    mapping = zone_to_country()
+    return np.array([mapping.get(name) for name in _timezone_finder().timezone_names] + [None], object)
 
 
 def continents_of(codes) -> list[str | None]:

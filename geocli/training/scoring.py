@@ -32,8 +32,10 @@ def score(view, loader, manifest, weights: dict, device, amp: bool, references=N
 
 
 def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[list, list]:
-    """(index, top guess, top country, descriptor or None) per photo, and each batch's summed loss."""
-    from geocli.evaluate.scores import top_country
+    """(index, top guess, top country, descriptor or None) per photo, and each batch's summed loss.
+    The top guess and country are read from the records as ``geocli eval`` reads them."""
+    from geocli.evaluate.prediction_table import table_from_records
+    from geocli.evaluate.rankings import top_countries
     from geocli.heads.locations import to_records
 
     head = reference_head(view) if descriptors else None
@@ -45,9 +47,11 @@ def _rows(view, loader, weights, device, amp: bool, descriptors: bool) -> tuple[
             out = view(batch)
         losses.append(float(view.loss(out, batch, weights)[0]) * len(batch["index"]))
         desc = descriptor(out, head) if head is not None else None
-        for j, (i, rec) in enumerate(zip(batch["index"].tolist(), to_records(view, out, top_k=1))):
-            top = rec["predictions"][0] if rec["predictions"] else {"lat": np.nan, "lon": np.nan}
-            rows.append((i, (top["lat"], top["lon"]), top_country(rec), None if desc is None else desc[j]))
+        records = [{"image": "", **r} for r in to_records(view, out, top_k=1)]
+        table = table_from_records(records, "<validation>", check=False)
+        lat, lon = table.top_guesses()
+        for j, (i, country) in enumerate(zip(batch["index"].tolist(), top_countries(table))):
+            rows.append((i, (float(lat[j]), float(lon[j])), country, None if desc is None else desc[j]))
     view.train()
     return rows, losses
 
