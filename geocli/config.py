@@ -308,6 +308,7 @@ class TrainConfig(ConfigBase):
     device: str | None = None
     amp: bool = True  # bf16 autocast on CUDA; ignored on CPU
     num_workers: int = 0
+    shuffle_buffer: int = 1000  # samples each data-loader worker shuffles through when --data is shards
     tta: str | None = None  # stored in the checkpoint: how predict / eval look at photos
 
     def __post_init__(self):
@@ -357,6 +358,7 @@ class TrainConfig(ConfigBase):
             ("rotation", 0 <= self.rotation <= 180, "in [0, 180]"),
             ("color_jitter", self.color_jitter >= 0, ">= 0"),
             ("num_workers", self.num_workers >= 0, ">= 0"),
+            ("shuffle_buffer", self.shuffle_buffer >= 0, ">= 0 (0: shards in order, no shuffle)"),
             ("crop_scale", len(self.crop_scale) == 2 and 0 < self.crop_scale[0] <= self.crop_scale[1] <= 1,
              "two numbers 0 < min <= max <= 1"),
             ("cells", all(len(c) == 2 and 1 <= c[0] <= c[1] for c in self.cells), "[[min, max], ...] with 1 <= min <= max"),

@@ -20,7 +20,7 @@ import json
 import os
 import uuid
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from PIL import Image
@@ -180,9 +180,8 @@ class EmbeddingCache:
 
     def read(self, keys: Sequence[str]) -> dict[str, Row]:
         """key -> (vector, mask value or None) for the ``keys`` the cache holds readable; a shard
-        that fails to load is forgotten (one warning), so its keys count as missing."""
-        from safetensors.torch import load_file
-
+        that fails to load is forgotten (one warning), so its keys count as missing. A shard that
+        gives a few of many rows is read row by row (a streamed batch touches many shards)."""
         wanted: dict[Path, list[str]] = {}
         for k in dict.fromkeys(keys):
             if k in self._index:
@@ -190,14 +189,26 @@ class EmbeddingCache:
         rows: dict[str, Row] = {}
         for shard, shard_keys in wanted.items():
             try:
-                tensors = load_file(str(shard))
+                rows.update(self._read_shard(shard, shard_keys))
             except Exception as exc:  # deleted or damaged since its header was read
                 self._damaged(shard, exc)
-                continue
-            for k in shard_keys:
-                i = self._index[k][1]
-                rows[k] = (tensors["emb"][i], tensors["mask"][i].bool() if "mask" in tensors else None)
         return rows
+
+    def _read_shard(self, shard: Path, keys: list[str]) -> dict[str, Row]:
+        from safetensors import safe_open
+
+        with safe_open(str(shard), framework="pt") as f:
+            emb, mask = f.get_slice("emb"), (f.get_slice("mask") if "mask" in f.keys() else None)
+            whole = 4 * len(keys) >= emb.get_shape()[0]
+            if whole:
+                emb, mask = f.get_tensor("emb"), (None if mask is None else f.get_tensor("mask"))
+            out = {}
+            for k in keys:
+                i = self._index[k][1]
+                vec = emb[i] if whole else emb[i : i + 1][0]
+                flag = None if mask is None else (mask[i] if whole else mask[i : i + 1][0]).bool()
+                out[k] = (vec, flag)
+            return out
 
     def get(self, keys: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Stacked (N, D) vectors for ``keys`` (all must be readable) and their mask, or None."""
@@ -275,6 +286,43 @@ def cached_embeddings(
         if progress is not None:
             progress(len(chunk))
     return stack_rows(rows, [now.get(k, k) for k in keys])
+
+
+def fill_from_bytes(cache: EmbeddingCache, items: Iterable[tuple[str, bytes]], encode: Encode, batch_size: int = 64,
+                    progress: Callable[[int], None] | None = None,
+                    on_bad: Callable[[str, str], None] | None = None) -> int:
+    """Store the vectors of the photos ``items`` (name, encoded bytes: a shard's ``KEY.jpg``) the
+    cache lacks, under the hash of those bytes -- the key the same photo's file has. Encoded
+    ``batch_size`` at a time; a photo that cannot be decoded goes to ``on_bad(name, reason)`` and is
+    left out. Returns how many were encoded."""
+    from geocli.images import ImageError, load_image_bytes
+
+    chunk: list = []
+    encoded = 0
+
+    def flush() -> None:
+        nonlocal encoded
+        if chunk:
+            _encode_rows(cache, [x.image for x in chunk], [x.sha256 for x in chunk], encode)
+            encoded += len(chunk)
+            chunk.clear()
+
+    for name, data in items:
+        if progress is not None:
+            progress(1)
+        key = bytes_hash(data)
+        if key in cache or any(x.sha256 == key for x in chunk):
+            continue
+        try:
+            chunk.append(load_image_bytes(data, name))
+        except ImageError as exc:
+            if on_bad is not None:
+                on_bad(name, str(exc))
+            continue
+        if len(chunk) == batch_size:
+            flush()
+    flush()
+    return encoded
 
 
 def image_embeddings(cache: EmbeddingCache, images: Sequence[Image.Image], encode: Encode) -> torch.Tensor:

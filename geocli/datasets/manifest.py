@@ -47,11 +47,11 @@ class Manifest:
     rows: list[int] = field(default_factory=list)  # CSV line number of each sample
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.lat)  # the rows; ``images`` may be empty where the photos stream from shards
 
     def subset(self, indices) -> "Manifest":
         idx = [int(i) for i in indices]
-        pick = lambda xs: [xs[i] for i in idx]  # noqa: E731
+        pick = lambda xs: [xs[i] for i in idx] if xs else []  # noqa: E731
         return Manifest(
             self.source, pick(self.images), self.lat[idx], self.lon[idx],
             pick(self.country), pick(self.scene), pick(self.group), pick(self.rows),
@@ -126,7 +126,8 @@ def _optional(row: list[str], cols: dict[str, int], name: str) -> str | None:
     return value or None
 
 
-def _scene(value: str | None) -> str | None:
+def scene_label(value: str | None) -> str | None:
+    """A scene label as geocli names it: S3 codes 0/1/2 as indoor/natural/urban, names lower-cased."""
     if value is None:
         return None
     return S3_SCENES.get(value, value.lower())
@@ -154,7 +155,7 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     return Manifest(
         source, images, lat, lon,
         country=[(_optional(r, cols, "country") or "").upper() or None for _, r in rows],
-        scene=[_scene(_optional(r, cols, "scene")) for _, r in rows],
+        scene=[scene_label(_optional(r, cols, "scene")) for _, r in rows],
         group=[_optional(r, cols, "group") for _, r in rows],
         rows=line_numbers,
     )

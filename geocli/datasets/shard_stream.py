@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from geocli.embedding_cache import bytes_hash
-from geocli.datasets.shards import is_validation, raw_samples, sample_meta, shard_paths, shards_for, shuffled
+from geocli.datasets.shards import in_validation, raw_samples, sample_meta, shard_paths, shards_for, shuffled
 
 SPLITS = ("all", "train", "val")
 
 
 class ShardStream(torch.utils.data.IterableDataset):
-    """Samples ``{"key", "name" (the original file name), "image", "lat", "lon", "country", "scene", "group", "content_hash"}`` (plus
+    """Samples ``{"key", "name" (the original file name), "image", "lat", "lon", "country", "scene", "group",
+    "content_hash", "shard", "position"}`` (plus
     ``"seg"`` where the shard carries a map); a photo that cannot be decoded yields
     ``{"key", "image": None, "error": reason}`` so the consumer counts it."""
 
@@ -42,22 +43,33 @@ class ShardStream(torch.utils.data.IterableDataset):
         return shards_for(self.paths, self.epoch, self.seed, self.rank, self.world, *_worker(), shuffle=self.buffer > 0)
 
     def __iter__(self) -> Iterator[dict]:
-        samples = (s for s in map(self._meta, raw_samples(self.my_shards())) if self._keep(s))
+        samples = self._positioned(s for s in map(self._meta, raw_samples(self.my_shards())) if self._keep(s))
         if self.buffer > 0:
             rng = np.random.default_rng([self.seed, self.epoch, self.rank, _worker()[0]])
             samples = shuffled(samples, self.buffer, rng)
         return map(self._finish, samples)
 
+    @staticmethod
+    def _positioned(samples: Iterator[dict]) -> Iterator[dict]:
+        """Each sample's ``shard`` (its path) and ``position``: its place among the samples of its
+        split in that shard, counted before shuffling (a stable id with the shard's offset)."""
+        shard, position = None, 0
+        for sample in samples:
+            if sample["shard"] != shard:
+                shard, position = sample["shard"], 0
+            sample["position"] = position
+            position += 1
+            yield sample
+
     def _meta(self, raw: dict) -> dict:
         meta = sample_meta(raw)
         meta["name"] = meta.pop("image")
-        return {**meta, "_raw": raw}
+        return {**meta, "shard": raw["__url__"], "_raw": raw}
 
     def _keep(self, sample: dict) -> bool:
         if self.split == "all":
             return True
-        val = is_validation(sample["group"] or sample["key"], self.val_fraction)
-        return val == (self.split == "val")
+        return in_validation(sample, self.val_fraction) == (self.split == "val")
 
     def _finish(self, sample: dict) -> dict:
         raw = sample.pop("_raw")

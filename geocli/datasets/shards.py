@@ -101,6 +101,11 @@ def is_validation(name: str, fraction: float) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < fraction
 
 
+def in_validation(sample: dict, fraction: float) -> bool:
+    """Whether a sample (``sample_meta`` fields) is held out: ``is_validation`` of its group, else its key."""
+    return is_validation(sample["group"] or sample["key"], fraction)
+
+
 def shards_for(paths: list[str], epoch: int, seed: int, rank: int, world: int, worker: int,
                workers: int, shuffle: bool = True) -> list[str]:
     """The shards rank ``rank``'s worker ``worker`` reads in ``epoch``: every shard goes to exactly one
@@ -148,15 +153,24 @@ def shard_images(spec: str) -> Iterator[ShardImage]:
 def shard_manifest(spec: str):
     """A shard set's labels as a ``Manifest`` (images are the original names): what eval scores
     against. Reads only the ``KEY.json`` members."""
-    from geocli.datasets.manifest import Manifest
-
     metas = [sample_meta(raw) for raw in raw_samples(shard_paths(spec), ("json",))]
     if not metas:
         raise DatasetNotFoundError(f"{spec}: the shards hold no samples")
+    return metas_manifest(spec, metas, rows=list(range(1, len(metas) + 1)))
+
+
+def metas_manifest(source: str, metas: list[dict], images: bool = True, rows: list[int] | None = None):
+    """``sample_meta`` dicts as the ``Manifest`` rows a CSV with the same columns would give
+    (country upper-case, scene names as ``read_manifest`` normalises them), so labels derived from
+    shards and from manifests take one path. ``images=False`` leaves the names out (a
+    coordinates-only manifest of a whole training set)."""
+    from geocli.datasets.manifest import Manifest, scene_label
+
     column = lambda k: [m[k] for m in metas]  # noqa: E731
-    return Manifest(spec, column("image"), np.array(column("lat")), np.array(column("lon")),
-                    country=[(c or "").upper() or None for c in column("country")], scene=column("scene"),
-                    group=column("group"), rows=list(range(1, len(metas) + 1)))
+    return Manifest(source, column("image") if images else [], np.array(column("lat"), np.float64).reshape(-1),
+                    np.array(column("lon"), np.float64).reshape(-1),
+                    country=[(c or "").upper() or None for c in column("country")],
+                    scene=[scene_label(s) for s in column("scene")], group=column("group"), rows=rows or [])
 
 
 def sample_meta(raw: dict) -> dict:
@@ -166,9 +180,12 @@ def sample_meta(raw: dict) -> dict:
         lat, lon = float(meta["lat"]), float(meta["lon"])
     except (ValueError, KeyError, TypeError):
         raise GeocliError(f"{raw.get('__url__')}: sample {raw.get('__key__')}: KEY.json lacks numeric lat/lon") from None
+    if not (abs(lat) <= 90 and abs(lon) <= 180):
+        raise GeocliError(f"{raw.get('__url__')}: sample {raw.get('__key__')}: lat/lon ({lat}, {lon}) out of range")
     group = next((meta[k] for k in ("location_id", "sequence", "group") if meta.get(k) not in (None, "")), None)
+    scene = meta.get("scene")
     return {"key": raw["__key__"], "image": str(meta.get("image") or raw["__key__"]), "lat": lat, "lon": lon,
-            "country": (meta.get("country") or None), "scene": meta.get("scene") or None,
+            "country": (meta.get("country") or None), "scene": None if scene in (None, "") else str(scene),
             "group": None if group is None else str(group)}
 
 

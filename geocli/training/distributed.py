@@ -44,6 +44,13 @@ def init_distributed(device: str | None = None) -> tuple[World, torch.device]:
     return world, dev
 
 
+def current_world() -> World:
+    """This process's world once ``init_distributed`` joined a group (else a single process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return World()
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def barrier(world: World) -> None:
     if world.distributed and dist.is_initialized():
         dist.barrier()

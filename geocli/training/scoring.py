@@ -22,7 +22,12 @@ def score(view, loader, manifest, weights: dict, device, amp: bool, references=N
     rows, losses = _rows(view, loader, weights, device, amp, references is not None)
     rows = sorted(gather_lists(rows, world), key=lambda r: r[0])
     loss = sum(gather_lists(losses, world))
-    result = {"loss": loss / len(manifest), **_distances(manifest, [r[1] for r in rows])}
+    unread = len(manifest) - len(rows)
+    if unread:  # photos streamed from shards that could not be decoded: scored without them, and counted
+        manifest = manifest.subset([r[0] for r in rows])
+    result = {"loss": loss / max(len(manifest), 1), **_distances(manifest, [r[1] for r in rows])}
+    if unread:
+        result["unreadable"] = unread
     truth = manifest_countries(manifest)
     known = [(t, r[2]) for t, r in zip(truth, rows) if t]
     result["country_accuracy"] = float(np.mean([t == p for t, p in known])) if known else None
