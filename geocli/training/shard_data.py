@@ -146,7 +146,7 @@ def check_streamable(cfg, heads: list[str], world: World) -> None:
         raise UsageError(f"--sampler {cfg.sampler} draws from the whole list of photos; shards stream in a "
                          "shuffled order instead: use --sampler uniform")
     if cfg.train_metrics or "retrieval" in heads:
-        what = "--train-metrics" if cfg.train_metrics else "the retrieval head (its reference index)"
+        what = "train_metrics" if cfg.train_metrics else "the retrieval head (its reference index)"
         raise UsageError(f"{what} re-reads every training photo after each epoch; not available when "
                          "training from shards: train from a manifest")
     n = len(shard_paths(cfg.data))
