@@ -65,14 +65,19 @@ def session_options(threads: int | None = None, spinning: bool = False):
 
 
 class OnnxModel:
-    """One ONNX model with a single input and output: ``model(array) -> array``."""
+    """One ONNX model with a single input and output: ``model(array) -> array``. With ``rewrite``
+    the session runs the model after ``geocli.ocr.graph_rewrite``'s exact rewrites (the original
+    when they cannot be had or the rewritten file does not load)."""
 
-    def __init__(self, path: str, device: str | None = None, threads: int | None = None,
-                 spinning: bool = False) -> None:
-        import onnxruntime
+    def __init__(self, path: str | os.PathLike, device: str | None = None, threads: int | None = None,
+                 spinning: bool = False, rewrite: bool = True) -> None:
+        from geocli.ocr.graph_rewrite import rewritten_model
 
-        self.session = onnxruntime.InferenceSession(str(path), sess_options=session_options(threads, spinning),
-                                                    providers=providers_for(device))
+        options, providers = session_options(threads, spinning), providers_for(device)
+        self.session = None
+        if rewrite and (fast := rewritten_model(path)) != str(path):
+            self.session = _session(fast, options, providers)
+        self.session = self.session or _session(str(path), options, providers, required=True)
         self.input = self.session.get_inputs()[0].name
         self.provider = self.session.get_providers()[0]
 
@@ -80,4 +85,17 @@ class OnnxModel:
         return self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
     def metadata(self, key: str) -> str | None:
+        """A custom metadata entry of the model (the recogniser's character list)."""
         return self.session.get_modelmeta().custom_metadata_map.get(key)
+
+
+def _session(path: str, options, providers: list, required: bool = False):
+    """An inference session for the model file; None (unless ``required``) when it does not load."""
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
+    except Exception:  # onnxruntime raises its own exception types for damaged or unsupported models
+        if required:
+            raise
+        return None
