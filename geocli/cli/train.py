@@ -21,9 +21,10 @@ def _cells(ctx, param, value):
 
 
 @click.command()
-@click.option("--data", help="Training manifest CSV (image,lat,lon[,country,location_id]) or benchmark name.")
+@click.option("--data", help="Training manifest CSV (image,lat,lon[,country,location_id]), benchmark name, or "
+                             "webdataset shards (a folder of .tar, or 'shards/{000000..000099}.tar'), streamed.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder to write (a checkpoint for predict/eval).")
-@click.option("--val", help="Validation manifest; without it --data is split.")
+@click.option("--val", help="Validation manifest (or shards, with shards as --data); without it --data is split.")
 @click.option("--split", type=click.Choice(["random", "group", "spatial-kmeans"]),
               help="Validation split (default: group when the manifest has location ids, else spatial-kmeans).")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True))
@@ -64,6 +65,7 @@ def _cells(ctx, param, value):
 @device_option("cpu, cuda, cuda:1 ... (under torchrun: one GPU per process).")
 @click.option("--amp/--no-amp", default=None, help="bf16 mixed precision on CUDA (default on; no effect on CPU).")
 @click.option("--num-workers", type=click.IntRange(0), help="Image-decoding worker processes.")
+@click.option("--shuffle-buffer", type=click.IntRange(0), help="Shards: samples each worker shuffles through (default 1000).")
 @click.option("--resume", type=click.Path(file_okay=False), help="Continue the run saved in this folder (and write there).")
 @click.option("--force", "--overwrite", "force", is_flag=True,
               help="Replace an earlier geocli run at --out (never a folder geocli did not make).")
@@ -78,6 +80,7 @@ def train(ctx, config_file, recipe, recipes_dir, resume, force, fmt, trainable, 
       geocli train --data m.csv --out runs/vit --rgb-model vit_base_patch16_224.augreg_in21k --unfreeze-last 2
       geocli train --resume runs/croatia --epochs 30
       geocli train --data m.csv --out runs/croatia --force   # replace that earlier run
+      geocli train --data 'shards/{000000..000099}.tar' --out runs/mp16   # streams the shards
       torchrun --nproc_per_node 4 -m geocli train --data m.csv --out runs/ddp --finetune
     """
     from geocli.config import TrainConfig

@@ -23,13 +23,19 @@ CELL_TARGETS = (4, 12, 40)
 
 
 def load_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Manifest, Manifest, str]:
-    """(train, val, how): from ``--val`` when given, else a split of ``--data``."""
+    """(train, val, how): from ``--val`` when given, else a split of ``--data``. Shards give
+    ``StreamedRows`` (``geocli.training.shard_data``): the rows without the photos, which stream."""
     from geocli.datasets.shards import is_shard_spec
 
-    for spec in (cfg.data, cfg.val):
-        if spec and is_shard_spec(spec):
-            raise UsageError(f"{spec}: geocli train reads a manifest or benchmark; it does not stream shards "
-                             "yet (eval and predict do). Train from the manifest the shards were written from")
+    shards = [bool(spec) and is_shard_spec(spec) for spec in (cfg.data, cfg.val)]
+    if any(shards):
+        if cfg.val and shards[0] != shards[1]:
+            raise UsageError(f"--data {cfg.data} and --val {cfg.val}: give both as shards or both as manifests")
+        from geocli.training.distributed import current_world
+        from geocli.training.shard_data import check_streamable, shard_splits
+
+        check_streamable(cfg, current_world())
+        return shard_splits(cfg.data, cfg.val, cfg.val_fraction, cfg.split, current_world())
     data = check_images(load_dataset(cfg.data, root=cfg.root, metadata=cfg.metadata), cfg.skip_missing, log)
     if cfg.val:
         val = check_images(load_dataset(cfg.val, root=cfg.root), cfg.skip_missing, log)

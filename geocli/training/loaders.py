@@ -22,6 +22,8 @@ from geocli.embedding_cache import branch_cache, cached_embeddings, caches_token
 from geocli.report.progress import step_bar
 from geocli.training.data import TrainDataset, balance_labels, render_label_maps, train_transform
 from geocli.training.distributed import World, barrier
+from geocli.training.shard_data import ShardBatches, StreamedRows
+from geocli.training.shard_loader import BadSamples
 
 
 @dataclass
@@ -39,8 +41,9 @@ class Loaders:
 
     train: torch.utils.data.DataLoader
     val: torch.utils.data.DataLoader
-    sampler: PlaceBatchSampler | ShardedSampler
+    sampler: PlaceBatchSampler | ShardedSampler | ShardBatches
     train_eval: torch.utils.data.DataLoader | None = None
+    skipped: BadSamples | None = None  # shards: the samples left out (photos that could not be decoded)
 
 
 class LoaderBuilder:
@@ -52,6 +55,8 @@ class LoaderBuilder:
         self.log, self.progress = log, progress
 
     def build(self, train: Split, val: Split, cached: set[str], train_eval: bool) -> Loaders:
+        if isinstance(train.manifest, StreamedRows):
+            return self.build_streamed(train.manifest, val.manifest, cached)
         cached_train = {n: self.embed(n, train.manifest.images) for n in sorted(cached)}
         cached_val = {n: self.embed(n, val.manifest.images) for n in sorted(cached)}
         live = [n for n in self.model.pixel_inputs if n not in cached]
@@ -81,6 +86,26 @@ class LoaderBuilder:
             loaders.train_eval = torch.utils.data.DataLoader(eval_ds, shuffle=False, **kw)
         return loaders
 
+    def build_streamed(self, train: StreamedRows, val: StreamedRows, cached: set[str]) -> Loaders:
+        """Loaders that stream shards (``geocli.training.shard_loader``); the frozen branches'
+        vectors are filled into the cache from the shards' bytes first."""
+        from geocli.training.shard_data import RowTargets, check_stream_model
+        from geocli.training.shard_loader import StreamPlan, stream_loaders
+
+        live = [n for n in self.model.pixel_inputs if n not in cached]
+        check_stream_model(self.model, live)
+        pre = {n: self.model.config.branch(n).preprocess for n in live}
+        readers = {n: self.model.branch_module(n).cache_sample for n in cached
+                   if self.model.branch_module(n).runs_on_cache}
+        cfg = self.cfg
+        plan = StreamPlan(train, val, RowTargets(self.model.config.labels, list(cfg.heads)),
+                          {n: self.cache_and_encoder(n) for n in sorted(cached)}, readers,
+                          {n: train_transform(pre[n], cfg) for n in live}, {n: eval_transform(pre[n]) for n in live},
+                          cfg.batch_size, cfg.num_workers, cfg.shuffle_buffer, cfg.seed, self.world, self.device,
+                          self.log, lambda total, desc: step_bar(self.progress, total, desc))
+        batches, train_loader, val_loader, bad = stream_loaders(plan)
+        return Loaders(train_loader, val_loader, batches, skipped=bad)
+
     def sampler(self, train: Split, n: int) -> PlaceBatchSampler | ShardedSampler:
         """P x K place batches, class-balanced draws, or a uniform permutation (sharded per rank)."""
         cfg = self.cfg
@@ -104,10 +129,7 @@ class LoaderBuilder:
     def embed(self, name: str, paths: list[str]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Cached vectors of frozen branch ``name`` for ``paths``, encoding the photos the cache
         lacks; under torchrun each rank encodes a shard and then every rank reads the whole."""
-        module = self.model.branches[name]
-        tokens = caches_tokens(self.model, name)
-        cache = branch_cache(self.model.config.branch(name), module, self.cfg.cache_dir, tokens, log=self.log)
-        encode = token_encoder(module, self.cfg.batch_size) if tokens else vector_encoder(module, self.cfg.batch_size)
+        cache, encode = self.cache_and_encoder(name)
         todo = len(cache.missing([content_hash(p) for p in paths]))
         t0 = time.perf_counter()
         with step_bar(self.progress, todo, f"encoding {name} (cache)") as bar:
@@ -120,6 +142,15 @@ class LoaderBuilder:
         self.log(f"{name}: {len(paths) - todo} cached, {todo} encoded in {time.perf_counter() - t0:.1f} s "
                  f"({cache.folder})")
         return emb, mask
+
+
+    def cache_and_encoder(self, name: str):
+        """Frozen branch ``name``'s embedding cache and the function that encodes photos for it."""
+        module = self.model.branches[name]
+        tokens = caches_tokens(self.model, name)
+        cache = branch_cache(self.model.config.branch(name), module, self.cfg.cache_dir, tokens, log=self.log)
+        encode = token_encoder(module, self.cfg.batch_size) if tokens else vector_encoder(module, self.cfg.batch_size)
+        return cache, encode
 
 
 def eval_transform(preprocess: dict):

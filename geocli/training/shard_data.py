@@ -16,6 +16,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
+from geocli.config import LabelSpaces
 from geocli.datasets.manifest import Manifest
 from geocli.datasets.shards import in_validation, metas_manifest, raw_samples, sample_meta, shard_paths
 from geocli.errors import DatasetNotFoundError, UsageError
@@ -140,16 +141,44 @@ def to_batch(targets: dict) -> dict:
     return out
 
 
-def check_streamable(cfg, heads: list[str], world: World) -> None:
+@dataclass
+class RowTargets:
+    """Batch targets of manifest rows (``manifest_targets``): what ``ShardBatches`` calls in each
+    data-loader worker (a class, so a worker started by spawn can receive it)."""
+
+    labels: LabelSpaces
+    heads: list[str]
+
+    def __call__(self, rows: Manifest) -> dict:
+        from geocli.training.data import manifest_targets
+
+        return manifest_targets(self.labels, rows, self.heads)
+
+
+def check_streamable(cfg, world: World) -> None:
     """What a streamed run cannot do (each needs the whole list of photos at hand), refused before work."""
     if cfg.sampler != "uniform":
         raise UsageError(f"--sampler {cfg.sampler} draws from the whole list of photos; shards stream in a "
                          "shuffled order instead: use --sampler uniform")
-    if cfg.train_metrics or "retrieval" in heads:
-        what = "train_metrics" if cfg.train_metrics else "the retrieval head (its reference index)"
-        raise UsageError(f"{what} re-reads every training photo after each epoch; not available when "
+    if cfg.train_metrics:
+        raise UsageError("train_metrics re-reads every training photo after each epoch; not available when "
                          "training from shards: train from a manifest")
     n = len(shard_paths(cfg.data))
     if n < world.size:
         raise UsageError(f"{cfg.data}: {n} shard(s) for {world.size} processes: each process streams whole "
                          "shards, so write at least as many (geocli shards --shard-size)")
+
+
+def check_stream_model(model, live: list[str]) -> None:
+    """Model parts that need every training photo at hand, refused before any photo is encoded;
+    ``live``: the branches that read pixels every step."""
+    from geocli.training.retrieval import reference_head
+
+    head = reference_head(model)
+    if head is not None:
+        raise UsageError(f"the {head} head searches every training photo after each epoch; not available when "
+                         "training from shards: train it from a manifest")
+    maps = [n for n in live if model.branch_module(n).reads_label_maps]
+    if maps:
+        raise UsageError(f"the {maps[0]} branch reads segmentation maps rendered once per run from every photo; "
+                         "not available when training from shards: cache it frozen (--freeze), or train from a manifest")

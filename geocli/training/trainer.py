@@ -47,11 +47,12 @@ class TrainResult:
     seen: list[int] = field(default_factory=list)  # training indices this rank saw in its last epoch
     interrupted: bool = False
     rank: int = 0
+    skipped: dict = field(default_factory=dict)  # shards: {"skipped": n, "skipped_examples": [records]}
 
     def summary(self) -> dict:
         last = self.history[-1] if self.history else {}
         return {"out": str(self.out), "epochs": self.epoch, "split": self.split, "world_size": self.world_size,
-                "final": last, "baseline_centroid": self.baseline, "history": self.history}
+                "final": last, "baseline_centroid": self.baseline, "history": self.history, **self.skipped}
 
 
 def resume_settings(folder) -> dict:
@@ -204,12 +205,14 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 value = float(loss.detach())
                 self.callbacks.on_batch_loss(self, epoch, value)
-                loss.backward()
+                (loss * batch.get("loss_scale", 1.0)).backward()  # shards under torchrun: see shard_loader
                 self.optimizer.step()
+                bar.update(1)
+                if batch.get("replay"):  # a rank out of shards stepping with the others: seen already
+                    continue
                 size = len(batch["index"])
                 total, n = total + value * size, n + size
                 self.seen += batch["index"].tolist()
-                bar.update(1)
         return mean_over_ranks(total / max(n, 1), self.world, self.device), n
 
     def _score(self, loader, manifest, sharded: bool = False) -> dict:
@@ -222,5 +225,9 @@ class Trainer:
         if self.references is not None and len(self.val_m):
             baseline["recall"] = chance_recall(self.train_m.lat, self.train_m.lon, self.val_m.lat, self.val_m.lon,
                                                self.cfg.seed)
+        bad = self.loaders.skipped
+        if bad is not None and len(bad):
+            self.log(f"{len(bad)} photo(s) in the shards could not be used and were left out (each named above)")
         return TrainResult(Path(self.cfg.out), self.epoch, self.history, baseline, self.split,
-                           self.world.size, list(self.seen), False, self.world.rank)
+                           self.world.size, list(self.seen), False, self.world.rank,
+                           bad.summary() if bad is not None else {})
