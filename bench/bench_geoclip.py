@@ -1,8 +1,10 @@
 """Seconds per photo: geocli's ``--model geoclip`` against the ``geoclip`` package's own ``predict``.
 
 Both run the same CLIP weights on the same photos, interleaved photo by photo so machine load hits
-both alike: ``GeoCLIP(clip_path=DIR).predict(path, top_k)`` (re-encodes the 100K gallery for every
-photo) and geocli at batch 1, then geocli batched. geocli's CLIP feature cache is off (every photo
+all alike: ``GeoCLIP(clip_path=DIR).predict(path, top_k)`` (re-encodes the 100K gallery for every
+photo), geocli exact (``--precision fp32``) and geocli with the image tower in bf16 (``--precision
+bf16``: AMX / AVX-512 BF16 CPUs, CUDA) at batch 1, then each batched; how far bf16's answers are
+from fp32's is printed too. geocli's CLIP feature cache is off (every photo
 runs through the image tower, as in GeoCLIP); its gallery embeddings are computed once beforehand,
 which is reported separately as the one-time cost. Without ``--clip-weights`` a randomly
 initialised full-size ViT-L/14 is built (the same computation as the real weights). Prints JSON.
@@ -50,29 +52,50 @@ def _timed(fn, device: str) -> float:
     return time.perf_counter() - start
 
 
-def run(clip: Path, photos: list[str], batch_size: int, device: str) -> dict:
-    import geoclip
-
+def _geocli(clip: Path, device: str, precision: str):
     from geocli.predict.geoclip import geoclip_geolocator
     from geocli.predict.predictor import Predictor
 
+    return Predictor(geoclip_geolocator(str(clip), device=device, cache=False, no_ocr=True, precision=precision))
+
+
+def _agreement(exact: list[dict], fast: list[dict]) -> dict:
+    """How bf16's answers differ from fp32's on the same photos."""
+    same_top1 = sum(a["predictions"][0]["lat"] == b["predictions"][0]["lat"]
+                    and a["predictions"][0]["lon"] == b["predictions"][0]["lon"] for a, b in zip(exact, fast))
+    prob = max(abs(ga["probability"] - gb["probability"])
+               for a, b in zip(exact, fast) for ga, gb in zip(a["predictions"], b["predictions"]))
+    return {"bf16_same_top1": f"{same_top1}/{len(exact)}", "bf16_max_top5_probability_diff": round(prob, 6)}
+
+
+def run(clip: Path, photos: list[str], batch_size: int, device: str) -> dict:
+    """GeoCLIP's ``predict``, geocli exact (fp32) and geocli bf16, interleaved photo by photo."""
+    import geoclip
+
     theirs = geoclip.GeoCLIP(clip_path=str(clip)).to(device).eval()
-    ours = Predictor(geoclip_geolocator(str(clip), device=device, cache=False, no_ocr=True))
-    head = ours.geolocator.model.heads["gallery"]
+    ours = {p: _geocli(clip, device, p) for p in ("fp32", "bf16")}
+    head = ours["fp32"].geolocator.model.heads["gallery"]
     gallery_s = _timed(lambda: (head.gallery.embeddings(head.location_encoder, on_disk=True), head.gallery.countries()),
                        device)
-    list(ours.predict(photos[:1], top_k=5, batch_size=1))  # warm-up: lazy imports, first allocations
-    t_theirs, t_ours = [], []
+    for predictor in ours.values():  # warm-up: lazy imports, first allocations
+        list(predictor.predict(photos[:1], top_k=5, batch_size=1))
+    times: dict[str, list[float]] = {"geoclip": [], "fp32": [], "bf16": []}
+    answers: dict[str, list[dict]] = {"fp32": [], "bf16": []}
     for path in photos:
-        t_theirs.append(_timed(lambda: theirs.predict(path, top_k=5), device))
-        t_ours.append(_timed(lambda: list(ours.predict([path], top_k=5, batch_size=1)), device))
-    batched = _timed(lambda: list(ours.predict(photos, top_k=5, batch_size=batch_size)), device) / len(photos)
-    mine, yours = statistics.median(t_ours), statistics.median(t_theirs)
-    return {"photos": len(photos), "device": device, "clip": str(clip),
-            "geoclip_s_per_photo": round(yours, 4), "geocli_batch1_s_per_photo": round(mine, 4),
-            f"geocli_batch{batch_size}_s_per_photo": round(batched, 4),
-            "ratio_batch1": round(yours / mine, 2), f"ratio_batch{batch_size}": round(yours / batched, 2),
-            "geocli_one_time_gallery_s": round(gallery_s, 2)}
+        times["geoclip"].append(_timed(lambda: theirs.predict(path, top_k=5), device))
+        for precision, predictor in ours.items():
+            times[precision].append(_timed(lambda: answers[precision].extend(
+                predictor.predict([path], top_k=5, batch_size=1)), device))
+    yours = statistics.median(times["geoclip"])
+    out = {"photos": len(photos), "device": device, "clip": str(clip), "geoclip_s_per_photo": round(yours, 4)}
+    for precision, predictor in ours.items():
+        mine = statistics.median(times[precision])
+        batched = _timed(lambda: list(predictor.predict(photos, top_k=5, batch_size=batch_size)), device) / len(photos)
+        out.update({f"geocli_{precision}_batch1_s_per_photo": round(mine, 4),
+                    f"geocli_{precision}_batch{batch_size}_s_per_photo": round(batched, 4),
+                    f"ratio_{precision}_batch1": round(yours / mine, 2),
+                    f"ratio_{precision}_batch{batch_size}": round(yours / batched, 2)})
+    return {**out, **_agreement(answers["fp32"], answers["bf16"]), "geocli_one_time_gallery_s": round(gallery_s, 2)}
 
 
 def main() -> None:

@@ -72,11 +72,14 @@ def branch_key(kind: str, options: dict, preprocess: dict, module: torch.nn.Modu
 
 
 def branch_cache(cfg, module: torch.nn.Module, root: str | os.PathLike | None = None,
-                 tokens: bool = False, log: Callable[[str], None] | None = None) -> "EmbeddingCache":
+                 tokens: bool = False, log: Callable[[str], None] | None = None,
+                 precision: str = "fp32") -> "EmbeddingCache":
     """The cache of a configured branch (``BranchConfig`` + its module). Training and prediction
     both open it here, so prediction finds exactly the vectors training stored; ``tokens``: rows
-    that also carry the patch tokens (a separate cache)."""
+    that also carry the patch tokens (a separate cache); ``precision`` "bf16": vectors encoded
+    under bf16 autocast (a separate cache: they differ from the fp32 ones in the last digits)."""
     kind = f"{cfg.registry_name}+tokens" if tokens else cfg.registry_name
+    kind += "@bf16" if precision == "bf16" else ""
     return EmbeddingCache(branch_key(kind, cfg.options, cfg.preprocess, module), root, log)
 
 
@@ -336,7 +339,6 @@ def image_embeddings(cache: EmbeddingCache, images: Sequence[Image.Image], encod
     if todo:
         rows.update(_encode_rows(cache, list(todo.values()), list(todo), encode))
     return stack_rows(rows, keys)[0]
-    return cache.get(keys)
 
 
 def cacheable(model, use_cache: bool) -> set[str]:

@@ -25,6 +25,7 @@ from geocli.fusion.concat import ConcatFusion
 from geocli.heads import HEADS, FeatureSpec
 from geocli.heads.losses import weighted_sum
 from geocli.fusion.translocator import FUSIONS
+from geocli.runtime import full_precision
 
 
 class EmbeddingInput(nn.Module):
@@ -194,8 +195,11 @@ class GeoModel(nn.Module):
 
     def forward(self, batch: dict) -> dict:
         embedding, tokens = self.embed(batch)
-        features = {"embedding": embedding, "tokens": tokens}
-        return {"embedding": embedding, "tokens": tokens, "heads": {n: h(features) for n, h in self.heads.items()}}
+        with full_precision(embedding.device):  # probabilities in fp32, whatever the branches ran in
+            embedding, tokens = embedding.float(), None if tokens is None else tokens.float()
+            features = {"embedding": embedding, "tokens": tokens}
+            heads = {n: h(features) for n, h in self.heads.items()}
+        return {"embedding": embedding, "tokens": tokens, "heads": heads}
 
     def loss(self, outputs: dict, batch: dict, class_weights: dict | None = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

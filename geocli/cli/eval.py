@@ -31,7 +31,7 @@ from geocli.report.json_out import strict_json
 @format_option
 @progress_option
 def eval_command(dataset, root, metadata, predictions, model, skip_missing, batch_size, device, evidence, group_by,
-                 clip_weights, tta, cache, cache_dir, thresholds, fmt, progress):
+                 clip_weights, tta, cache, cache_dir, precision, thresholds, fmt, progress):
     """Score geolocation on DATASET: a benchmark name (im2gps, im2gps3k, yfcc26k, yfcc4k, mp16)
     or a manifest CSV path. Prints % within 1/25/200/750/2500 km, mean/median km, country
     accuracy and a per-continent table.
@@ -56,8 +56,8 @@ def eval_command(dataset, root, metadata, predictions, model, skip_missing, batc
         from geocli.evaluate.groups import group_manifest, image_groups
 
         groups = image_groups(manifest, group_by)
-    options = {"device": device, "tta": tta, "cache": cache, "cache_dir": cache_dir, "evidence": evidence,
-               "clip_weights": clip_weights}
+    options = {"device": device, "tta": tta, "cache": cache, "cache_dir": cache_dir, "precision": precision,
+               "evidence": evidence, "clip_weights": clip_weights}
     guesses = _read(predictions) if predictions else _run_model(model, manifest, skip_missing, batch_size, progress, options,
                                                                groups)
     if predictions and not len(guesses):

@@ -67,4 +67,7 @@ checkpoint_model_options = [
                  help="Checkpoint models: reuse frozen-branch embeddings from the cache (default on)."),
     click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                  help="Embedding cache folder (default ~/.cache/geocli, as geocli train)."),
+    click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=None,
+                 help="Checkpoint models and geoclip: image towers in fp32 (exact) or bf16 (faster on CUDA "
+                      "and on CPUs with AMX / AVX-512 BF16; heads stay fp32). Default auto: bf16 on CUDA."),
 ]

@@ -48,7 +48,7 @@ from geocli.report.writers import WRITERS
               help="HTML map: draw raster tiles from this server (https://host/{z}/{x}/{y}.png); default none.")
 @progress_option
 def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, trust_exif, clip_model,
-            clip_pretrained, clip_weights, evidence, ocr_engine, device, tta, cache, cache_dir, group_by, group_file,
+            clip_pretrained, clip_weights, evidence, ocr_engine, device, tta, cache, cache_dir, precision, group_by, group_file,
             map_path, map_tiles, progress):
     """Guess where each photo was taken.
 
@@ -77,7 +77,8 @@ def predict(inputs, model, top_k, fmt, output, recursive, batch_size, no_ocr, tr
     _check_outputs(output, map_path, inputs)
     options = _model_options(no_ocr=no_ocr, trust_exif=trust_exif, clip_model=clip_model,
                              clip_pretrained=clip_pretrained, clip_weights=clip_weights, evidence=evidence,
-                             ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir)
+                             ocr_engine=ocr_engine, device=device, tta=tta, cache=cache, cache_dir=cache_dir,
+                             precision=precision)
     paths = expand_inputs(inputs, recursive=recursive, log=log)
     # no images at all is refused before the model loads; stdin stays a stream, else a known total
     paths = first_and_rest(paths) if "-" in inputs else list(first_and_rest(paths))

@@ -31,7 +31,7 @@ from geocli.heads.locations import average_views, to_records
 from geocli.ocr import text_records
 from geocli.predict.model_inputs import ModelBatch, ModelInputs
 from geocli.predict.record import Guess, LocateResult, guess
-from geocli.runtime import mixed_precision
+from geocli.runtime import cpu_has_bf16, encoder_precision, resolve_precision
 
 #: Options of the default geolocator that a checkpoint fixes for itself.
 CHECKPOINT_FIXED = ("clip_model", "clip_pretrained", "clip_weights")
@@ -44,20 +44,26 @@ class ModelGeolocator:
     ``tta``: "checkpoint" (what the model's config says), None or "none" (centre crop) or "five-crop".
     ``cache``: frozen pixel branches read their vectors from the embedding cache (single view).
     ``evidence``: apply the photo's clues to the model's distribution (default on).
+    ``precision``: "auto", "fp32" or "bf16" (``geocli.runtime``: image towers in bf16, heads in fp32).
     """
 
     def __init__(self, model, label: str, device: str | None = None, no_ocr: bool = False,
                  trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
-                 cache_dir: str | None = None, ocr_engine: str | None = None, evidence: bool = True) -> None:
+                 cache_dir: str | None = None, ocr_engine: str | None = None, evidence: bool = True,
+                 precision: str = "auto") -> None:
         from geocli.embedding_cache import training_view
 
         self.model, self.label, self.trust_exif, self.no_ocr = model, label, trust_exif, no_ocr
         self.device = resolve_device(device)
+        self.precision = resolve_precision(self.device, precision or "auto")
+        if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16():
+            self.notices.append("bf16 asked, but this CPU has no bf16 matrix units: expect it slower than fp32")
         self.notices: list[str] = getattr(self, "notices", [])
         self.tta = self.model.config.predict.tta if tta == KEEP_CHECKPOINT_TTA else (None if tta == "none" else tta)
         if self.tta not in TTA_MODES:
             raise UsageError(f"tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
-        self.inputs = ModelInputs(self.model, self.tta, read_text=not no_ocr, cache=cache, cache_dir=cache_dir)
+        self.inputs = ModelInputs(self.model, self.tta, read_text=not no_ocr, cache=cache, cache_dir=cache_dir,
+                                  precision=self.precision)
         self._use_ocr_engine(ocr_engine)
         self.cached_model = training_view(self.model, self.inputs.cached)
         self.evidence = evidence
@@ -88,7 +94,7 @@ class ModelGeolocator:
         branches = ", ".join(_branch_label(b) for b in cfg.branches if b.enabled)
         heads = ", ".join(h.name for h in cfg.heads)
         lines = [f"model {self.label}: branches {branches}; fusion {cfg.fusion.name}; heads {heads}; "
-                 f"{'five-crop TTA' if self.tta else 'centre crop'}; device {self.device}; "
+                 f"{'five-crop TTA' if self.tta else 'centre crop'}; device {self.device} ({self.precision}); "
                  f"evidence {'on' if self.evidence else 'off'}"]
         if self.no_ocr and self.inputs.ocr is not None:
             lines.append("OCR off (--no-ocr): the OCR branch gets its 'no text' input")
@@ -123,7 +129,7 @@ class ModelGeolocator:
 
     def _forward(self, batch: ModelBatch) -> dict:
         model = self.cached_model if batch.from_cache else self.model
-        with mixed_precision(self.device):
+        with encoder_precision(self.device, self.precision):
             outputs = model(batch.inputs)
         return average_views(outputs, batch.views)
 
@@ -159,7 +165,7 @@ class CheckpointGeolocator(ModelGeolocator):
     def __init__(self, folder: str | Path, device: str | None = None, no_ocr: bool = False,
                  trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
                  cache_dir: str | None = None, ocr_engine: str | None = None, evidence: bool = True,
-                 **fixed) -> None:
+                 precision: str = "auto", **fixed) -> None:
         from geocli.checkpoint import load_checkpoint
 
         self.folder = Path(folder)
@@ -170,7 +176,7 @@ class CheckpointGeolocator(ModelGeolocator):
             raise UsageError(f"unknown option(s) for a checkpoint model: {unknown}")
         model = load_checkpoint(self.folder, device=str(resolve_device(device)))
         super().__init__(model, str(self.folder), device, no_ocr, trust_exif, tta, cache, cache_dir, ocr_engine,
-                         evidence)
+                         evidence, precision)
 
 
 def _applied(likelihood) -> list[str]:

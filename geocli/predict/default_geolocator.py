@@ -57,8 +57,9 @@ class DefaultGeolocator:
     def __init__(self, clip_model: str | None = DEFAULT_CLIP_MODEL, clip_pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
                  clip_weights: str | None = None, ocr_engine: str = "rapidocr", no_ocr: bool = False,
                  trust_exif: bool = False, device: str | None = None, clip_model_cfg: dict | None = None,
-                 clip_cities: int = 1000, evidence: bool = True, geoclip: bool | None = None) -> None:
-        self.trust_exif, self.evidence = trust_exif, evidence
+                 clip_cities: int = 1000, evidence: bool = True, geoclip: bool | None = None,
+                 precision: str = "auto") -> None:
+        self.trust_exif, self.evidence, self.precision = trust_exif, evidence, precision
         self._notices: list[str] = []
         self.geoclip = self._build_geoclip(geoclip, clip_model, clip_weights, device, no_ocr, ocr_engine)
         self.ocr = None if no_ocr or self.geoclip else self._build_ocr(ocr_engine)
@@ -77,7 +78,7 @@ class DefaultGeolocator:
         try:
             return geoclip_geolocator(clip_weights if clip_weights and os.path.isdir(clip_weights) else None,
                                       device, evidence=self.evidence, no_ocr=no_ocr, trust_exif=self.trust_exif,
-                                      ocr_engine=ocr_engine)
+                                      ocr_engine=ocr_engine, precision=self.precision)
         except GeocliError as exc:
             self._notices.append(f"GeoCLIP off ({_short(exc)}); trying zero-shot CLIP")
             return None

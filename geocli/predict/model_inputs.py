@@ -22,6 +22,7 @@ from geocli.errors import UsageError
 from geocli.segmentation import MapRenderer
 from geocli.embedding_cache import EmbeddingCache, branch_cache, image_embeddings
 from geocli.images import content_key
+from geocli.runtime import encoder_precision
 
 
 @dataclass
@@ -38,8 +39,8 @@ class ModelInputs:
     """Builds ``ModelBatch`` es for ``model``; ``cached`` names the branches read from the cache."""
 
     def __init__(self, model, tta: str | None = None, read_text: bool = True, cache: bool = False,
-                 cache_dir: str | None = None) -> None:
-        self.model, self.tta, self.read_text = model, tta, read_text
+                 cache_dir: str | None = None, precision: str = "fp32") -> None:
+        self.model, self.tta, self.read_text, self.precision = model, tta, read_text, precision
         self.views = 5 if tta == "five-crop" else 1
         self.pixels: dict[str, Callable] = {}
         self.renderers: dict[str, MapRenderer] = {}
@@ -76,7 +77,7 @@ class ModelInputs:
         out = {}
         for name, module in self.model.branches.items():
             if name in self.pixels and getattr(module, "trainable", None) == "freeze" and not caches_tokens(self.model, name):
-                out[name] = branch_cache(self.model.config.branch(name), module, cache_dir)
+                out[name] = branch_cache(self.model.config.branch(name), module, cache_dir, precision=self.precision)
         return out
 
     @property
@@ -98,7 +99,12 @@ class ModelInputs:
 
     def _cached(self, name: str, images) -> torch.Tensor:
         module = self.model.branches[name]
-        return image_embeddings(self.caches[name], list(images), lambda chunk: (module.encode_images(chunk), None))
+
+        def encode(chunk):
+            with encoder_precision(self.model.device, self.precision):
+                return module.encode_images(chunk).float(), None
+
+        return image_embeddings(self.caches[name], list(images), encode)
 
     def _text(self, images) -> tuple[dict, list[list]]:
         """The OCR branch's input ({"text_emb", "has_text"}, repeated per view) and the boxes read."""

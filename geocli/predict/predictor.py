@@ -16,7 +16,7 @@ from geocli.predict.photos import PhotoLike, item_name, load_photo
 from geocli.predict.record import PredictionRecord, error_record, image_record
 
 #: Options that only a model with branches (a checkpoint, geoclip) takes.
-CHECKPOINT_ONLY = ("tta", "cache", "cache_dir")
+CHECKPOINT_ONLY = ("tta", "cache", "cache_dir", "precision")
 #: Models that need no checkpoint folder.
 BUILTIN_MODELS = {
     "default": "the strongest visual model whose weights are here (geoclip, else zero-shot CLIP, else none) "
@@ -134,7 +134,7 @@ def load_geolocator(model: str | None = None, **options) -> Predictor:
     if name not in BUILTIN_MODELS:
         valid = ", ".join(BUILTIN_MODELS)
         raise UsageError(f"unknown model {name!r}: not a checkpoint folder nor a built-in model ({valid})")
-    takes = ("cache", "cache_dir") if name == "geoclip" else ()
+    takes = {"geoclip": ("cache", "cache_dir", "precision"), "default": ("precision",)}.get(name, ())
     misplaced = sorted(k for k in CHECKPOINT_ONLY if k in options and k not in takes)
     if misplaced:
         raise UsageError(f"{', '.join('--' + k.replace('_', '-') for k in misplaced)} applies to checkpoint "
