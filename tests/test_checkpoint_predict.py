@@ -206,15 +206,16 @@ def test_embedding_only_checkpoints_say_they_cannot_predict_from_photos(tmp_path
     assert code == 2 and "precomputed embeddings" in err and "Traceback" not in err
 
 
-def test_records_come_from_bf16_outputs_as_on_a_gpu(run):
-    """On CUDA predict runs under bf16 autocast; CPU autocast gives the same dtypes to check."""
+def test_heads_stay_fp32_when_the_branches_run_in_bf16_as_on_a_gpu(run):
+    """On CUDA predict runs the branches under bf16 autocast (CPU autocast gives the same dtypes to
+    check); the heads compute in fp32 so the records' probabilities keep their precision."""
     from geocli.heads.locations import average_views, to_records
 
     model = load_checkpoint(run / "run")
     crops = Preprocess.from_dict(model.config.branch("rgb").preprocess).views("five-crop")(open_image(_photo(run)))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         out = model({"rgb": torch.stack(crops)})
-    assert out["heads"]["country"]["logits"].dtype == torch.bfloat16
+    assert out["heads"]["country"]["logits"].dtype == torch.float32
     records = to_records(model, average_views(out, 5), 3)
     assert len(records) == 1 and len(records[0]["predictions"]) == 3
     assert all(isinstance(p["probability"], float) for p in records[0]["predictions"])
