@@ -95,6 +95,8 @@ def main() -> None:
     print(f"  sum of parts:   {total:7.2f} s  {n / total:7.2f} img/s")
     print(f"  whole predict:  {whole:7.2f} s  {n / whole:7.2f} img/s")
     print(f"  overhead ratio (whole / sum of parts): {whole / total:.3f}")
+    if "ocr" in parts:
+        print(f"  OCR: {n / parts['ocr']:.2f} photos/s, {parts['ocr'] / total:.0%} of the parts' time")
     print(f"  peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     sys.stdout.flush()
 

@@ -127,3 +127,12 @@ def test_reads_real_signs(shared_data, rapid):
     texts = {name: boxes_to_text(rapid.read(open_image(folder / name))) for name in ("0000.jpg", "0002.jpg")}
     assert "WELLS" in texts["0000.jpg"].upper()
     assert "VANPOOL" in texts["0002.jpg"].upper()
+
+
+@pytest.mark.realdata
+def test_reads_small_real_sign_lines(shared_data, rapid):
+    from geocli.images import open_image
+
+    # MASON is a 6 px tall line the plain RapidOCR loop reads with confidence 0.97
+    boxes = rapid.read(open_image(shared_data / "sf-landmarks" / "images" / "0779.jpg"))
+    assert "MASON" in [b.text for b in boxes]

@@ -28,6 +28,30 @@ def test_detection_size_upscales_small_photos_and_caps_large_ones():
     assert h % 32 == 0 and w % 32 == 0
 
 
+def test_default_detection_size_is_the_plain_loops_for_phone_photos():
+    # RapidOCR() detects a 640x360 photo at 1312x736; at a 2x cap it would be 1280x720 and read
+    # several sign lines differently (README, OCR speed)
+    assert DetectionSize().shape(640, 360) == (736, 1312)
+    assert DetectionSize().shape(640, 480) == (736, 992)
+
+
+def test_text_embedding_runs_on_one_thread_and_restores_torch_threads():
+    import torch
+
+    from geocli.ocr.embed import one_cpu_thread
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_cpu_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with one_cpu_thread(active=False):
+            assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_cuda_provider_only_when_asked_for_and_installed():
     both = [CUDA_PROVIDER, CPU_PROVIDER]
     assert providers_for("cuda", both) == [(CUDA_PROVIDER, {"device_id": 0}), CPU_PROVIDER]

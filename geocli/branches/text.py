@@ -19,6 +19,7 @@ from torch import nn
 
 from geocli.errors import UsageError
 from geocli.ocr import OCR_ENGINES, TextBox, boxes_to_text, build_ocr_engine, rescale_boxes
+from geocli.ocr.base import MIN_BOX_HEIGHT, MIN_CONFIDENCE
 from geocli.ocr.cache import OCRCache, cached_reads, engine_key
 from geocli.ocr.embed import TextEmbedder
 from geocli.ocr.engines import engine_for_device
@@ -69,8 +70,8 @@ class OCRBranch(Branch):
         engine: str = "rapidocr",
         engine_options: dict[str, Any] | None = None,
         text_model: str | None = None,
-        min_confidence: float = 0.5,
-        min_box_height: float = 8.0,
+        min_confidence: float = MIN_CONFIDENCE,
+        min_box_height: float = MIN_BOX_HEIGHT,
         max_side: int = 1280,
         max_chars: int = 512,
         trainable: Trainable = "freeze",

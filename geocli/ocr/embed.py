@@ -6,8 +6,9 @@ local model folder works too.
 """
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -52,13 +53,30 @@ class TextEmbedder:
         self._tokenize = getattr(self.model, "preprocess", None) or self.model.tokenize
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """L2-normalised embeddings (N, dim); differentiable when grad is enabled and the model trains."""
+        """L2-normalised embeddings (N, dim); differentiable when grad is enabled and the model trains.
+        On the CPU a photo batch's few short texts run on one torch thread (``one_cpu_thread``)."""
         device = next(self.model.parameters()).device
         parts = []
-        for i in range(0, len(texts), self.batch_size):
-            features = self._tokenize(list(texts[i : i + self.batch_size]))
-            features = {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
-            parts.append(self.model(features)["sentence_embedding"].float())
+        with one_cpu_thread(device.type == "cpu" and len(texts) <= self.batch_size):
+            for i in range(0, len(texts), self.batch_size):
+                features = self._tokenize(list(texts[i : i + self.batch_size]))
+                features = {k: v.to(device) if torch.is_tensor(v) else v for k, v in features.items()}
+                parts.append(self.model(features)["sentence_embedding"].float())
         if not parts:
             return torch.empty(0, self.dim, device=device)
         return torch.nn.functional.normalize(torch.cat(parts), dim=-1)
+
+
+@contextlib.contextmanager
+def one_cpu_thread(active: bool = True) -> Iterator[None]:
+    """torch on one intra-op thread for the duration. A batch of a few short texts is too small to
+    share out: on the shared 2-core CPU, embedding 8 sign texts took 0.5-2.5 s on two threads (each
+    waits for the other at every op while other work holds a core) and 0.1-0.2 s on one."""
+    before = torch.get_num_threads()
+    if active and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)

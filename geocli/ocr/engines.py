@@ -9,7 +9,7 @@ from PIL import Image
 
 from geocli.errors import MissingDependencyError, WeightsNotFoundError, require
 from geocli.hub import fetch
-from geocli.ocr.base import OCR_ENGINES, OCREngine, TextBox, make_box
+from geocli.ocr.base import MIN_BOX_HEIGHT, MIN_CONFIDENCE, OCR_ENGINES, OCREngine, TextBox, make_box
 from geocli.ocr.onnx_runtime import gpu_ocr_available, wants_cuda
 
 
@@ -28,8 +28,8 @@ class RapidOCREngine(OCREngine):
 
     name = "rapidocr"
 
-    def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0, det_short_side: int = 736,
-                 det_max_upscale: float = 2.0, det_max_side: int = 2000, coarse_scale: float | None = None,
+    def __init__(self, min_confidence: float = MIN_CONFIDENCE, min_box_height: float = MIN_BOX_HEIGHT,
+                 det_short_side: int = 736, det_max_upscale: float = 2.5, det_max_side: int = 2000, coarse_scale: float | None = None,
                  rec_batch: int = 32, threads: int | None = None, device: str | None = None,
                  det_model: str | None = None, rec_model: str | None = None) -> None:
         super().__init__(min_confidence, min_box_height)
@@ -96,7 +96,7 @@ class EasyOCREngine(OCREngine):
 
     name = "easyocr"
 
-    def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0, languages: tuple = ("en",),
+    def __init__(self, min_confidence: float = MIN_CONFIDENCE, min_box_height: float = MIN_BOX_HEIGHT, languages: tuple = ("en",),
                  model_dir: str | None = None, download: bool = False, gpu: bool | None = None,
                  device: str | None = None) -> None:
         super().__init__(min_confidence, min_box_height)
@@ -137,7 +137,7 @@ class PaddleOCREngine(OCREngine):
 
     name = "paddleocr"
 
-    def __init__(self, min_confidence: float = 0.5, min_box_height: float = 8.0, lang: str = "en",
+    def __init__(self, min_confidence: float = MIN_CONFIDENCE, min_box_height: float = MIN_BOX_HEIGHT, lang: str = "en",
                  **options: Any) -> None:
         super().__init__(min_confidence, min_box_height)
         paddleocr = require("paddleocr", "paddle")

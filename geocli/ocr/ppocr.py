@@ -49,7 +49,7 @@ class DetectionSize:
     a larger photo keeps its resolution up to a long side of ``max_side``; sides are multiples of 32."""
 
     short_side: int = 736
-    max_upscale: float = 2.0
+    max_upscale: float = 2.5
     max_side: int = 2000
 
     def scale(self, width: int, height: int) -> float:
