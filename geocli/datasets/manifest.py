@@ -15,8 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from geocli.config import DEFAULT_SCENES
+from geocli.datasets.manifest_columns import (
+    blank_rows, csv_columns, image_paths, numbers, string_columns,
+)
 from geocli.errors import DatasetNotFoundError, ManifestError
 
 # Accepted header spellings (compared case-insensitively) for each canonical column.
@@ -57,10 +61,10 @@ class Manifest:
             pick(self.country), pick(self.scene), pick(self.group), pick(self.rows),
         )
 
-def _read_text(path: Path) -> str:
+def _read_raw(path: Path) -> bytes:
     if not path.is_file():
         raise DatasetNotFoundError(f"manifest not found: {path} (pass the CSV path, e.g. --data photos/manifest.csv)")
-    return decode_text(path.read_bytes())
+    return path.read_bytes()
 
 
 def decode_text(raw: bytes) -> str:
@@ -119,11 +123,11 @@ def _resolve_image(value: str, root: str, line: int, source: str) -> str:
     return os.path.normpath(os.path.join(root, value))
 
 
-def _optional(row: list[str], cols: dict[str, int], name: str) -> str | None:
-    if name not in cols or cols[name] >= len(row):
-        return None
-    value = row[cols[name]].strip()
-    return value or None
+def _optional(columns: list[pa.Array], cols: dict[str, int], name: str) -> list[str | None]:
+    """An optional column's values, stripped, None where empty (or where the column is absent)."""
+    if name not in cols:
+        return [None] * len(columns[0])
+    return [v.strip() or None for v in columns[cols[name]].to_pylist()]
 
 
 def scene_label(value: str | None) -> str | None:
@@ -138,27 +142,58 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
     path = Path(path)
     source = str(path)
     root = Path(root) if root is not None else path.parent
-    text = _read_text(path)
+    raw = _read_raw(path)
+    text = decode_text(raw)
     delimiter = _sniff_delimiter(text)
-    header, rows = _read_rows(text, delimiter, source)
+    header, columns, lines = _cells(raw, text, delimiter, source)
     cols = _map_columns(header, source)
-    if not rows:
+    if not lines.size:
         raise ManifestError(f"{source}: no data rows")
     comma = delimiter != ","  # ';' or tab files from spreadsheets write 45,8 for 45.8
-    lat = np.array([_parse_float(_cell(r, cols["lat"]), "lat", n, source, comma) for n, r in rows])
-    lon = np.array([_parse_float(_cell(r, cols["lon"]), "lon", n, source, comma) for n, r in rows])
-    line_numbers = [n for n, _ in rows]
-    _check_ranges(lat, lon, line_numbers, header, cols, source)
+    lat = _floats(columns[cols["lat"]], "lat", lines, source, comma)
+    lon = _floats(columns[cols["lon"]], "lon", lines, source, comma)
+    _check_ranges(lat, lon, lines, header, cols, source)
     root_text = str(root)
-    images = [_resolve_image(_cell(r, cols["image"]), root_text, n, source) for n, r in rows]
-    _check_duplicates(images, line_numbers, source)
+    images = image_paths(columns[cols["image"]], root_text,
+                         lambda i, value: _resolve_image(value, root_text, int(lines[i]), source))
+    if len(set(images)) != len(images):
+        _check_duplicates(images, lines.tolist(), source)
+    country, scene, group = (_optional(columns, cols, name) for name in ("country", "scene", "group"))
     return Manifest(
         source, images, lat, lon,
-        country=[(_optional(r, cols, "country") or "").upper() or None for _, r in rows],
-        scene=[scene_label(_optional(r, cols, "scene")) for _, r in rows],
-        group=[_optional(r, cols, "group") for _, r in rows],
-        rows=line_numbers,
+        country=[v.upper() if v else None for v in country],
+        scene=[scene_label(v) for v in scene], group=group, rows=lines.tolist(),
     )
+
+
+def _cells(raw: bytes, text: str, delimiter: str, source: str) -> tuple[list[str], list[pa.Array], np.ndarray]:
+    """The header, the non-blank rows' cells as string columns (as wide as the header or the
+    widest row) and each row's line number: by pyarrow for a plain CSV, else by ``csv``."""
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0], newline=""), delimiter=delimiter), [])
+    plain = None if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else \
+        csv_columns(raw, delimiter, len(header))
+    if plain is None:
+        header, rows = _read_rows(text, delimiter, source)
+        width = max([len(header), *(len(r) for _, r in rows)])
+        return header, string_columns([r for _, r in rows], width), np.array([n for n, _ in rows], np.int64)
+    columns, lines = plain
+    keep = ~blank_rows(columns)
+    if not keep.all():
+        mask = pa.array(keep)
+        columns, lines = [c.filter(mask) for c in columns], lines[keep]
+    return header, columns, lines
+
+
+def _floats(column: pa.Array, name: str, lines: np.ndarray, source: str, decimal_comma: bool) -> np.ndarray:
+    """The column's numbers; the first row whose value is not a finite number is refused."""
+    values = numbers(column, decimal_comma)
+    if values is None:  # pyarrow does not parse every value Python's float does: Python's rules decide
+        return np.array([_parse_float(v, name, n, source, decimal_comma)
+                         for v, n in zip(column.to_pylist(), lines.tolist())], np.float64)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ManifestError(f"{source}: line {lines[bad[0]]}: {name} is {column[int(bad[0])].as_py()!r}")
+    return values
 
 
 def _read_rows(text: str, delimiter: str, source: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
@@ -170,10 +205,6 @@ def _read_rows(text: str, delimiter: str, source: str) -> tuple[list[str], list[
     except csv.Error as exc:
         raise ManifestError(f"{source}: line {reader.line_num}: not readable as CSV ({exc})") from None
     return header, rows
-
-
-def _cell(row: list[str], index: int) -> str:
-    return row[index] if index < len(row) else ""
 
 
 def _check_ranges(lat, lon, lines, header, cols, source) -> None:
@@ -232,7 +263,10 @@ def manifest_countries(manifest: Manifest) -> list[str]:
     """The country of each row, as upper-case ISO codes: the manifest's ``country`` column where
     filled, else the country at the row's coordinate (None at sea). Training labels, validation and
     ``geocli eval`` all ask this one function."""
-    from geocli.geo.countries import country_codes_at
+    from geocli.geo.countries import country_codes_array
 
-    looked = country_codes_at(manifest.lat, manifest.lon) if any(c is None for c in manifest.country) else None
-    return [(c or (looked[i] if looked else None) or "").upper() or None for i, c in enumerate(manifest.country)]
+    codes = np.array(manifest.country + [None], object)[:-1]
+    unknown = np.flatnonzero((codes == None) | (codes == ""))  # noqa: E711 (elementwise)
+    if unknown.size:
+        codes[unknown] = country_codes_array(manifest.lat[unknown], manifest.lon[unknown])
+    return [c.upper() if c else None for c in codes.tolist()]
