@@ -3,16 +3,22 @@
 Generates a manifest of N photos (coordinates jittered around GeoNames towns, so most are on land
 and many near a coast, as photos are) and a predictions file in `geocli predict`'s JSONL form (top
 3 guesses, half of them without a country so the lookup runs), then times the same
-`geocli eval DATASET --predictions FILE --format json` a user runs, in a fresh process. Prints one
-JSON object.
+`geocli eval DATASET --predictions FILE --format json` a user runs, in a fresh process: wall
+seconds, CPU seconds (user + system: steadier than wall time on a shared machine) and peak memory.
+With ``--baseline DIR`` the same files are also scored by the geocli checkout in DIR, the two runs
+interleaved ``--repeat`` times (A B, B A, ...), medians reported and both outputs compared. Prints
+one JSON object.
 
     python bench/bench_eval.py --rows 1000000
+    python bench/bench_eval.py --rows 200000 --repeat 3 --baseline ../geocli-before
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,12 +52,32 @@ def generate(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     return manifest, predictions
 
 
-def time_eval(manifest: Path, predictions: Path) -> tuple[float, dict]:
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+# geocli's own entry point, reporting the process's peak resident memory on stderr as it exits
+PEAK_THEN_MAIN = ("import atexit, resource, sys; atexit.register(lambda: sys.stderr.write("
+                  "'peak_kb=%d\\n' % resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
+                  "from geocli.cli.main import main; main(sys.argv[1:])")
+
+
+def time_eval(manifest: Path, predictions: Path, code: Path = Path(__file__).resolve().parent.parent) -> dict:
+    """One ``geocli eval`` of the files by the checkout in ``code``, in a fresh process."""
+    env = dict(os.environ, PYTHONPATH=str(code))
+    command = [sys.executable, "-c", PEAK_THEN_MAIN, "eval", str(manifest), "--predictions", str(predictions),
+               "--format", "json"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "geocli", "eval", str(manifest), "--predictions", str(predictions),
-                          "--format", "json"], capture_output=True, text=True, env=env, check=True)
-    return time.perf_counter() - t0, json.loads(out.stdout)
+    out = subprocess.run(command, capture_output=True, text=True, env=env, check=True, cwd=code)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    peak_kb = int(out.stderr.rsplit("peak_kb=", 1)[1].split()[0])
+    return {"wall_s": wall, "cpu_s": cpu, "peak_mb": peak_kb / 1024, "result": json.loads(out.stdout)}
+
+
+def summary(runs: list[dict], rows: int) -> dict:
+    wall = statistics.median(r["wall_s"] for r in runs)
+    return {"eval_s": round(wall, 2), "cpu_s": round(statistics.median(r["cpu_s"] for r in runs), 2),
+            "rows_per_s": round(rows / wall), "peak_mb": round(max(r["peak_mb"] for r in runs)),
+            "runs_wall_s": [round(r["wall_s"], 2) for r in runs]}
 
 
 def time_lookup(n: int, seed: int = 1) -> dict:
@@ -69,15 +95,25 @@ def time_lookup(n: int, seed: int = 1) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each side (interleaved); medians reported")
+    ap.add_argument("--baseline", type=Path, default=None, help="another geocli checkout to time on the same files")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         manifest, predictions = generate(Path(tmp), args.rows)
         generated = time.perf_counter() - t0
-        seconds, result = time_eval(manifest, predictions)
-    report = {"rows": args.rows, "generate_s": round(generated, 1), "eval_s": round(seconds, 2),
-              "rows_per_s": round(args.rows / seconds), "n_scored": result["n"],
-              "country_accuracy": result["country_accuracy"], "lookup": time_lookup(1_000_000)}
+        ours, theirs = [], []
+        for k in range(args.repeat):
+            sides = [(theirs, args.baseline), (ours, None)] if args.baseline else [(ours, None)]
+            for runs, code in sides if k % 2 == 0 else sides[::-1]:
+                runs.append(time_eval(manifest, predictions, code) if code else time_eval(manifest, predictions))
+    result = ours[0]["result"]
+    report = {"rows": args.rows, "generate_s": round(generated, 1), **summary(ours, args.rows),
+              "n_scored": result["n"], "country_accuracy": result["country_accuracy"]}
+    if theirs:
+        report["baseline"] = summary(theirs, args.rows)
+        report["same_output"] = all(r["result"] == result for r in ours + theirs)
+    report["lookup"] = time_lookup(1_000_000)
     print(json.dumps(report))
 
 

@@ -77,8 +77,13 @@ def decode_text(raw: bytes) -> str:
         return raw.decode("latin-1")
 
 
+def _first_line(text: str) -> str:
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
+
+
 def _sniff_delimiter(text: str) -> str:
-    header = text.split("\n", 1)[0]
+    header = _first_line(text)
     counts = {d: header.count(d) for d in (",", ";", "\t")}
     return max(counts, key=counts.get) if any(counts.values()) else ","
 
@@ -123,11 +128,13 @@ def _resolve_image(value: str, root: str, line: int, source: str) -> str:
     return os.path.normpath(os.path.join(root, value))
 
 
-def _optional(columns: list[pa.Array], cols: dict[str, int], name: str) -> list[str | None]:
-    """An optional column's values, stripped, None where empty (or where the column is absent)."""
+def _optional(columns: list[pa.Array], cols: dict[str, int], name: str, convert=None) -> list[str | None]:
+    """An optional column's values, stripped (and converted), None where empty or where the
+    column is absent."""
     if name not in cols:
         return [None] * len(columns[0])
-    return [v.strip() or None for v in columns[cols[name]].to_pylist()]
+    values = (v.strip() for v in columns[cols[name]].to_pylist())
+    return [(convert(v) if convert else v) if v else None for v in values]
 
 
 def scene_label(value: str | None) -> str | None:
@@ -158,18 +165,17 @@ def read_manifest(path: str | Path, root: str | Path | None = None) -> Manifest:
                          lambda i, value: _resolve_image(value, root_text, int(lines[i]), source))
     if len(set(images)) != len(images):
         _check_duplicates(images, lines.tolist(), source)
-    country, scene, group = (_optional(columns, cols, name) for name in ("country", "scene", "group"))
     return Manifest(
-        source, images, lat, lon,
-        country=[v.upper() if v else None for v in country],
-        scene=[scene_label(v) for v in scene], group=group, rows=lines.tolist(),
+        source, images, lat, lon, country=_optional(columns, cols, "country", str.upper),
+        scene=_optional(columns, cols, "scene", scene_label), group=_optional(columns, cols, "group"),
+        rows=lines.tolist(),
     )
 
 
 def _cells(raw: bytes, text: str, delimiter: str, source: str) -> tuple[list[str], list[pa.Array], np.ndarray]:
     """The header, the non-blank rows' cells as string columns (as wide as the header or the
     widest row) and each row's line number: by pyarrow for a plain CSV, else by ``csv``."""
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0], newline=""), delimiter=delimiter), [])
+    header = next(csv.reader(io.StringIO(_first_line(text), newline=""), delimiter=delimiter), [])
     plain = None if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else \
         csv_columns(raw, delimiter, len(header))
     if plain is None:

@@ -55,14 +55,16 @@ def string_columns(rows: list[list[str]], width: int) -> list[pa.Array]:
 
 def blank_rows(columns: list[pa.Array]) -> np.ndarray:
     """Rows whose every cell is empty or whitespace (as ``str.strip`` sees it)."""
-    maybe = np.ones(len(columns[0]) if columns else 0, bool)
-    for column in columns:  # a cell with no printable ASCII character might be whitespace
-        maybe &= np.asarray(pc.match_substring_regex(column, r"^[^\x21-\x7e]*$"), bool)
-    rows = np.flatnonzero(maybe)
-    if rows.size:
+    rows = np.arange(len(columns[0]) if columns else 0)
+    for column in columns:  # a cell with a printable ASCII character is not blank: its row is not
+        rows = rows[~np.asarray(pc.match_substring_regex(column.take(pa.array(rows)), "[!-~]"), bool)]
+        if not rows.size:
+            break
+    blank = np.zeros(len(columns[0]) if columns else 0, bool)
+    if rows.size:  # cells of non-ASCII characters alone: ask Python
         cells = [column.take(pa.array(rows)).to_pylist() for column in columns]
-        maybe[rows] = [not any(c.strip() for c in row) for row in zip(*cells)]
-    return maybe
+        blank[rows] = [not any(c.strip() for c in row) for row in zip(*cells)]
+    return blank
 
 
 def numbers(column: pa.Array, decimal_comma: bool) -> np.ndarray | None:

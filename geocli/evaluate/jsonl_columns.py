@@ -17,7 +17,7 @@ import pyarrow.json as pj
 
 from geocli.evaluate.prediction_table import PredictionTable, offsets
 
-BLOCK_BYTES = 16 << 20  # a line longer than this takes the record-by-record path
+BLOCK_BYTES = 1 << 20  # parse blocks (per thread); a file with a longer line is parsed as one block
 GUESS = pa.struct([("rank", pa.int64()), ("lat", pa.float64()), ("lon", pa.float64()),
                    ("country", pa.string()), ("probability", pa.float64())])
 HEAD = pa.struct([("rank", pa.int64()), ("country", pa.string())])
@@ -33,13 +33,25 @@ def read_jsonl_columns(raw: bytes) -> PredictionTable | None:
     if lines is None:
         return None
     try:
-        table = pj.read_json(pa.py_buffer(body), read_options=pj.ReadOptions(block_size=BLOCK_BYTES),
-                             parse_options=pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore"))
-        if table.num_rows != lines:
+        table = _parse(body, BLOCK_BYTES)
+    except pa.ArrowInvalid as exc:
+        if "straddl" not in str(exc):  # an object across two blocks: a line longer than a block
             return None
+        try:
+            table = _parse(body, len(body) + 1)
+        except pa.ArrowException:
+            return None
+    if table.num_rows != lines:
+        return None
+    try:
         return _columns(table)
     except (pa.ArrowException, _NotAsIs):
         return None
+
+
+def _parse(body: bytes, block_bytes: int) -> pa.Table:
+    return pj.read_json(pa.py_buffer(body), read_options=pj.ReadOptions(block_size=block_bytes),
+                        parse_options=pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore"))
 
 
 class _NotAsIs(Exception):

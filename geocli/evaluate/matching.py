@@ -54,7 +54,8 @@ def record_rows(images: list[str], names: pa.Array) -> np.ndarray:
 
 def _file_names(images: pa.Array, names: pa.Array) -> pa.Array:
     """The file name (after the last ``/``) of the dataset images followed by the records' names."""
-    return pc.replace_substring_regex(pa.concat_arrays([images, names]), r"(?s)^.*/", "")
+    parts = pc.split_pattern(pa.concat_arrays([images, names]), "/", max_splits=1, reverse=True)
+    return parts.flatten().take(pa.array(np.asarray(parts.offsets)[1:] - 1))  # each list's last part
 
 
 def _path_parts(p: str) -> list[str]:

@@ -159,24 +159,28 @@ def country_codes_array(lat, lon) -> np.ndarray:
 
     lat, lon = (a.ravel() for a in np.broadcast_arrays(np.asarray(lat, np.float64), np.asarray(lon, np.float64)))
     codes = np.full(lat.shape, None, object)
+    found = np.zeros(lat.shape, bool)  # tracked beside the codes: comparing objects to None is slow
     idx = np.flatnonzero(validate_coordinates(lat, lon))
     labels = _grid().labels_at(lat[idx], lon[idx])
     codes[idx] = _grid().codes[labels]
+    found[idx] = _grid().codes[labels] != None  # noqa: E711 (on the 256 labels' codes: cheap)
     mixed = idx[labels == MIXED]  # a border or coast crosses the cell: the exact test
-    codes[mixed] = zone_countries_at(lat[mixed], lon[mixed])
-    offshore = idx[(labels == NO_COUNTRY) | ((labels == MIXED) & (codes[idx] == None))]  # noqa: E711
-    codes[offshore] = nearest_place_countries(lat[offshore], lon[offshore])
-    antarctic = (lat < ANTARCTIC_LAT) & (codes != None)  # noqa: E711 (elementwise)
-    codes[antarctic] = "AQ"
+    codes[mixed], found[mixed] = zone_countries_at(lat[mixed], lon[mixed])
+    offshore = np.concatenate([idx[labels == NO_COUNTRY], mixed[~found[mixed]]])
+    codes[offshore], found[offshore] = _nearest_place_countries(lat[offshore], lon[offshore])
+    codes[(lat < ANTARCTIC_LAT) & found] = "AQ"
     return codes
 
 
-def zone_countries_at(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """``zone_country_at`` for many points (timezonefinder's batch lookup where it has one)."""
+def zone_countries_at(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``zone_country_at`` for many points (timezonefinder's batch lookup where it has one): the
+    codes (None where no country's zone holds the point) and where there is one."""
     finder = _timezone_finder()
     if not hasattr(finder, "timezone_ids_at") or not lat.size:
-        return np.array([zone_country_at(a, b) for a, b in zip(lat.tolist(), lon.tolist())] + [None], object)[:-1]
-    return _zone_id_countries()[finder.timezone_ids_at(lngs=lon, lats=lat)]
+        codes = np.array([zone_country_at(a, b) for a, b in zip(lat.tolist(), lon.tolist())] + [None], object)[:-1]
+    else:
+        codes = _zone_id_countries()[finder.timezone_ids_at(lngs=lon, lats=lat)]
+    return codes, np.array([c is not None for c in codes], bool)
 
 
 @lru_cache(maxsize=1)
@@ -194,13 +198,18 @@ def continents_of(codes) -> list[str | None]:
 
 def nearest_place_countries(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Step 2: the nearest town's country where it lies within ``COASTAL_KM``, else None."""
-    tree, codes = places_tree()
-    out = np.full(lat.shape, None, object)
+    return _nearest_place_countries(lat, lon)[0]
+
+
+def _nearest_place_countries(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Step 2's codes and where a town is near enough to give one."""
+    out, near = np.full(lat.shape, None, object), np.zeros(lat.shape, bool)
     if lat.size:
+        tree, codes = places_tree()
         chord, idx = tree.query(to_unit_vectors(lat, lon))
         near = chord_to_km(chord) <= COASTAL_KM
         out[near] = codes[idx[near]]
-    return out
+    return out, near
 
 
 @lru_cache(maxsize=1)
