@@ -153,3 +153,29 @@ def test_ocr_throughput_reports_where_it_ran():
     row = ocr_throughput([sign("STOP"), sign("MARKET ST", width=560)], device="cpu", batch_size=1)
     assert row["engine"] == "rapidocr" and row["provider"] == CPU_PROVIDER
     assert row["lines"] >= 2 and row["photos_per_s"] > 0 and row["notice"] is None
+
+
+def test_cuda_device_builds_rapidocr_sessions_on_the_cuda_provider(monkeypatch):
+    import onnxruntime
+
+    asked = []
+
+    class FakeSession:  # what onnxruntime-gpu would give; records the providers it was asked for
+        def __init__(self, path, sess_options=None, providers=None):
+            asked.append(providers)
+
+        def get_inputs(self):
+            return [type("Input", (), {"name": "x"})()]
+
+        def get_providers(self):
+            return [p[0] if isinstance(p, tuple) else p for p in asked[-1]]
+
+        def get_modelmeta(self):
+            return type("Meta", (), {"custom_metadata_map": {"character": "a\nb"}})()
+
+    monkeypatch.setattr("geocli.ocr.onnx_runtime.available_providers", lambda: [CUDA_PROVIDER, CPU_PROVIDER])
+    monkeypatch.setattr(onnxruntime, "InferenceSession", FakeSession)
+    assert engine_for_device("rapidocr", "cuda:0") == ("rapidocr", None)  # no hand-over to EasyOCR
+    engine = build_ocr_engine("rapidocr", device="cuda:0")
+    assert engine.provider == CUDA_PROVIDER
+    assert asked and all(p[0] == (CUDA_PROVIDER, {"device_id": 0}) for p in asked)
