@@ -175,3 +175,11 @@ def test_a_killed_run_on_shards_resumes_after_its_last_saved_epoch(tmp_path):
     result = train(shard_config(tmp_path, epochs=done + 2), resume=cfg.out, progress=False, callbacks=[resumed])
     assert sorted(resumed.epochs) == [done + 1, done + 2]
     assert [row["epoch"] for row in result.history] == list(range(1, done + 3))
+
+
+def test_a_live_branch_decodes_and_augments_the_streamed_photos(tmp_path):
+    seen = EpochSeen()
+    cfg = shard_config(tmp_path, epochs=1, trainable="finetune")
+    result = train(cfg, progress=False, callbacks=[seen])
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.safetensors"))
+    assert sorted(seen.epochs[1]) == list(range(54 - result.history[-1]["val"]["n"]))
