@@ -17,7 +17,8 @@ from geocli.training import trainer as train_engine
 from geocli.checkpoint import load_checkpoint, read_checkpoint_config
 from geocli.training.trainer import train
 from geocli.datasets.splits import choose_split
-from geocli.training.data import cell_specs, load_splits
+from geocli.geo.cells import cell_specs
+from geocli.training.data import load_splits
 from geocli.training.run_folder import load_run_state
 from geocli.images import open_image
 

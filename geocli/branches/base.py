@@ -161,8 +161,12 @@ class Branch(nn.Module):
     #: The cached training view runs the branch itself on its cache rows (it has parameters of its
     #: own that train, e.g. OCR's "no text" vector); ``cache_sample`` turns a row into its input.
     runs_on_cache: bool = False
-    #: Its pixels are rendered label maps (segmented once per photo before training), not the photo.
+    #: Its pixels are rendered label maps (segmented once per photo before training), not the photo:
+    #: it has ``segmenter`` and ``render_maps(images, paths)``.
     reads_label_maps: bool = False
+    #: Its input is what it reads in the whole photo (text), not a crop of the pixels: prediction asks
+    #: ``photo_input(images, read)`` once per photo, repeats it for every view, and keeps what was read.
+    reads_text: bool = False
 
     @classmethod
     def train_options(cls, cfg, paired: bool, options: dict) -> dict:

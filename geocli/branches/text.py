@@ -55,6 +55,7 @@ class OCRBranch(Branch):
 
     cache_only = True  # reading text is far too slow to repeat every epoch
     runs_on_cache = True  # so that the "no text" vector trains
+    reads_text = True
 
     @classmethod
     def train_options(cls, cfg, paired: bool, options: dict) -> dict:
@@ -161,6 +162,13 @@ class OCRBranch(Branch):
         else:
             boxes = cached_reads(self.ocr_cache, capped, self.engine.read_batch)
         return [rescale_boxes(b, small.size, img.size) for b, small, img in zip(boxes, capped, images)]
+
+    def photo_input(self, images: Sequence[Image.Image], read: bool = True) -> tuple[dict, list[list[TextBox]]]:
+        """The branch's input for ``images`` (``{"text_emb", "has_text"}``) and the lines read in each
+        (none when not ``read``: every photo is then a photo without text)."""
+        boxes = self.read_boxes(images) if read else [[] for _ in images]
+        emb, has_text = self.embed_texts(self.boxes_to_texts(boxes))
+        return {"text_emb": emb, "has_text": has_text}, boxes
 
     def boxes_to_texts(self, boxes: Sequence[Sequence[TextBox]]) -> list[str]:
         """Each image's text in reading order, cut at ``max_chars`` ('' when nothing was read)."""

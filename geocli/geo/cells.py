@@ -12,6 +12,7 @@ members' coordinates (the better point to predict).
 """
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -188,3 +189,24 @@ class GeocellHierarchy:
     @classmethod
     def from_dict(cls, d: dict) -> "GeocellHierarchy":
         return cls([GeocellPartition.from_dict(p) for p in d["partitions"]])
+
+
+#: Target cell counts (coarse, middle, fine) when the thresholds are scaled to the data size.
+CELL_TARGETS = (4, 12, 40)
+
+
+def cell_specs(n_train: int, cells: list[list[int]] | None = None) -> list[PartitionSpec]:
+    """Geocell partitions: the given [[min, max], ...], else GeoEstimation's scaled to ``n_train``.
+
+    Scaled: partition k aims at ~CELL_TARGETS[k] cells (max = n / target, at most GeoEstimation's
+    5000/2000/1000) and keeps cells of at least max/5 samples (at most 50), so 400 photos still
+    give several cells per level while a million photos get GeoEstimation's own thresholds.
+    """
+    names = ("coarse", "middle", "fine")
+    if cells:
+        return [PartitionSpec(names[i] if len(cells) <= 3 else f"p{i}", int(a), int(b)) for i, (a, b) in enumerate(cells)]
+    specs = []
+    for name, target, ref in zip(names, CELL_TARGETS, GEOESTIMATION_SPECS):
+        top = int(min(ref.max_samples, max(4, math.ceil(n_train / target))))
+        specs.append(PartitionSpec(name, int(min(ref.min_samples, max(1, top // 5))), top))
+    return specs

@@ -68,6 +68,23 @@ class Head(nn.Module):
     point_estimate: bool = False
     searches_references: bool = False
 
+    @classmethod
+    def add_labels(cls, labels, train, cells: list[list[int]] | None = None) -> None:
+        """Fill in the part of ``labels`` (``LabelSpaces``) that says what this head's outputs mean,
+        learned from the training photos ``train`` (a ``Manifest``): a class list, geocells.
+        ``cells``: the run's geocell thresholds (None: scaled to the data)."""
+
+    @classmethod
+    def targets(cls, labels, manifest) -> dict:
+        """Batch-format targets (NumPy, -1 for unknown) this head learns from, for every photo of
+        ``manifest``; "gps" is every sample's already."""
+        return {}
+
+    @classmethod
+    def missing_labels(cls, train) -> str | None:
+        """Why the training photos cannot teach this head (it is then left out), or None."""
+        return None
+
     def loss(self, out: dict, batch: dict, class_weights: dict | None = None):
         raise NotImplementedError
 

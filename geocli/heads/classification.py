@@ -28,6 +28,32 @@ def _need_cells(labels: LabelSpaces, head: str):
     return labels.hierarchy
 
 
+def country_points(lat, lon, codes: list, countries: list[str]) -> list[list[float]]:
+    """The spherical mean of each country's photos (where a country guess is placed)."""
+    from geocli.geo.distance import mean_coordinate
+
+    lat, lon = np.asarray(lat, np.float64), np.asarray(lon, np.float64)
+    codes = np.asarray([c or "" for c in codes], dtype=object)
+    return [list(map(float, mean_coordinate(lat[codes == c], lon[codes == c]))) for c in countries]
+
+
+class CellsHead(Head):
+    """A head over the geocell hierarchy: the training photos partition the world into cells
+    (``GeocellHierarchy.build``, shared by every such head) and each photo's target is its cell."""
+
+    @classmethod
+    def add_labels(cls, labels: LabelSpaces, train, cells=None) -> None:
+        from geocli.geo.cells import GeocellHierarchy, cell_specs
+
+        if labels.geocells is None:
+            labels.geocells = GeocellHierarchy.build(train.lat, train.lon, cell_specs(len(train), cells)).to_dict()
+
+    @classmethod
+    def targets(cls, labels: LabelSpaces, manifest) -> dict:
+        lat, lon = np.asarray(manifest.lat, np.float64), np.asarray(manifest.lon, np.float64)
+        return {"cells": labels.hierarchy.assign(lat, lon)} if labels.hierarchy is not None else {}
+
+
 def cell_targets(batch: dict, hierarchy, name: str, device) -> torch.Tensor | None:
     """Cell index per sample in partition ``name``: from batch["cells"], else assigned from "gps"."""
     cells = batch.get("cells") or {}
@@ -79,6 +105,23 @@ class CountryHead(ClassifierHead):
                  hidden=(), dropout: float = 0.0):
         super().__init__(spec, labels.countries, label_smoothing, hidden, dropout)
 
+    @classmethod
+    def add_labels(cls, labels: LabelSpaces, train, cells=None) -> None:
+        """Every country of the training photos, each placed at the spherical mean of its photos."""
+        from geocli.datasets.manifest import manifest_countries
+
+        codes = manifest_countries(train)
+        labels.countries = sorted({c for c in codes if c})
+        labels.country_points = country_points(train.lat, train.lon, codes, labels.countries)
+
+    @classmethod
+    def targets(cls, labels: LabelSpaces, manifest) -> dict:
+        from geocli.datasets.manifest import manifest_countries
+
+        if not labels.countries:
+            return {}
+        return {"country": np.asarray(labels.country_index(manifest_countries(manifest)), np.int64)}
+
     def class_counts(self, targets: dict) -> dict[str, tuple]:
         if self.target_key not in targets:
             return {}
@@ -112,9 +155,20 @@ class SceneHead(ClassifierHead):
                  hidden=(), dropout: float = 0.0):
         super().__init__(spec, labels.scenes, label_smoothing, hidden, dropout)
 
+    @classmethod
+    def targets(cls, labels: LabelSpaces, manifest) -> dict:
+        return {"scene": np.asarray(labels.scene_index(manifest.scene), np.int64)}
+
+    @classmethod
+    def missing_labels(cls, train) -> str | None:
+        if any(train.scene):
+            return None
+        return ("no scene labels in the training data (a 'scene' column: indoor/natural/urban or "
+                "S3 codes 0/1/2)")
+
 
 @HEADS.register("geocell")
-class GeocellHead(Head):
+class GeocellHead(CellsHead):
     """One classifier per geocell partition (coarse to fine), trained jointly.
 
     Options: label_smoothing (plain CE) or tau_km (PIGEON haversine smoothing over the cells'
@@ -210,7 +264,7 @@ class RegressionHead(Head):
 
 
 @HEADS.register("grid_regression")
-class GridRegressionHead(Head):
+class GridRegressionHead(CellsHead):
     """Grid-cell classifier whose one-hot answer is concatenated to the embedding and fed to an MLP
     regressor 250-150-100-50 (Aydoslu et al.); loss = CE(grid) + equirectangular distance.
 

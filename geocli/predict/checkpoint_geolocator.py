@@ -71,15 +71,15 @@ class ModelGeolocator:
         self.reader, self.reader_name = self._evidence_reader(ocr_engine)
 
     def _use_ocr_engine(self, name: str | None) -> None:
-        if name is not None and self.inputs.ocr is not None:
-            self.model.branches[self.inputs.ocr].use_engine(name)
+        if name is not None and self.inputs.text_branch is not None:
+            self.model.branches[self.inputs.text_branch].use_engine(name)
 
     def _evidence_reader(self, name: str | None):
         """An OCR engine for the evidence when the model has no OCR branch of its own."""
         if not self.evidence or self.no_ocr:
             return None, None
-        if self.inputs.ocr is not None:
-            return None, self.model.branches[self.inputs.ocr].engine_name
+        if self.inputs.text_branch is not None:
+            return None, self.model.branches[self.inputs.text_branch].engine_name
         from geocli.ocr import build_ocr_engine
 
         name = name or "rapidocr"
@@ -96,10 +96,10 @@ class ModelGeolocator:
         lines = [f"model {self.label}: branches {branches}; fusion {cfg.fusion.name}; heads {heads}; "
                  f"{'five-crop TTA' if self.tta else 'centre crop'}; device {self.device} ({self.precision}); "
                  f"evidence {'on' if self.evidence else 'off'}"]
-        if self.no_ocr and self.inputs.ocr is not None:
+        if self.no_ocr and self.inputs.text_branch is not None:
             lines.append("OCR off (--no-ocr): the OCR branch gets its 'no text' input")
-        elif self.inputs.ocr is not None:
-            lines += [n for n in [self.model.branches[self.inputs.ocr].engine_plan()[1]] if n]
+        elif self.inputs.text_branch is not None:
+            lines += [n for n in [self.model.branches[self.inputs.text_branch].engine_plan()[1]] if n]
         return lines + self.notices
 
     @torch.no_grad()
@@ -153,9 +153,9 @@ class ModelGeolocator:
         }
 
     def _text_lines(self, texts: list[str]) -> list[str]:
-        if self.reader_name is None and (self.inputs.ocr is None or self.no_ocr):
+        if self.reader_name is None and (self.inputs.text_branch is None or self.no_ocr):
             return []
-        engine = self.reader_name or self.model.branches[self.inputs.ocr].engine_name
+        engine = self.reader_name or self.model.branches[self.inputs.text_branch].engine_name
         return text_evidence(engine, len(texts), detect_scripts(texts), hints_in_texts(texts))
 
 

@@ -19,7 +19,6 @@ from PIL import Image
 
 from geocli.branches.base import Preprocess
 from geocli.errors import UsageError
-from geocli.segmentation import MapRenderer
 from geocli.embedding_cache import EmbeddingCache, branch_cache, image_embeddings
 from geocli.images import content_key
 from geocli.runtime import encoder_precision
@@ -43,31 +42,28 @@ class ModelInputs:
         self.model, self.tta, self.read_text, self.precision = model, tta, read_text, precision
         self.views = 5 if tta == "five-crop" else 1
         self.pixels: dict[str, Callable] = {}
-        self.renderers: dict[str, MapRenderer] = {}
-        self.ocr: str | None = None
+        self.label_maps: dict[str, torch.nn.Module] = {}  # branches that look at rendered maps, not photos
+        self.text_branch: str | None = None  # the branch that reads text (OCR)
         for cfg in model.config.branches:
             if cfg.enabled:
                 self._add_branch(cfg)
         self.caches = self._caches(cache_dir) if cache and self.views == 1 else {}
-        if cache and self.ocr is not None and read_text:
-            model.branches[self.ocr].use_ocr_cache(cache_dir)  # what OCR read, by image content
+        if cache and self.text_branch is not None and read_text:
+            model.branches[self.text_branch].use_ocr_cache(cache_dir)  # what OCR read, by image content
 
     def _add_branch(self, cfg) -> None:
         if cfg.input == "embedding":
             raise UsageError(f"branch {cfg.name!r} of this model takes precomputed embeddings, so the model "
                              "cannot predict from photos")
-        kind = cfg.registry_name
-        if kind == "ocr":
-            self.ocr = cfg.name
+        module = self.model.branch_module(cfg.name)
+        if module.reads_text:  # its input is what it reads in the whole photo, whatever the crop
+            self.text_branch = cfg.name
             return
-        module = self.model.branches[cfg.name] if cfg.name in self.model.branches else None
         own_views = getattr(module, "views", None)  # a branch may see pixels its own way (HF CLIP's processor)
         self.pixels[cfg.name] = own_views(self.tta) if own_views else Preprocess.from_dict(cfg.preprocess).views(self.tta)
-        if kind == "seg":
-            opts = cfg.options
-            renderer = MapRenderer(opts.get("segmenter"), opts.get("segmenter_options"), opts.get("label_space"))
-            renderer.segmenter  # built now: missing segmenter weights are refused before any photo is read
-            self.renderers[cfg.name] = renderer
+        if module.reads_label_maps:
+            module.segmenter  # built now: missing segmenter weights are refused before any photo is read
+            self.label_maps[cfg.name] = module
 
     def _caches(self, cache_dir: str | None) -> dict[str, EmbeddingCache]:
         """One cache per frozen pixel branch that runs on its own: not in a TransLocator pair, and
@@ -91,10 +87,10 @@ class ModelInputs:
             if batch.from_cache and name in self.caches:
                 batch.inputs[name] = self._cached(name, images).to(device)
                 continue
-            sources = self.renderers[name].render_maps(images, paths) if name in self.renderers else images
+            sources = self.label_maps[name].render_maps(images, paths) if name in self.label_maps else images
             batch.inputs[name] = torch.stack([t for img in sources for t in views(img)]).to(device)
-        if self.ocr is not None:
-            batch.inputs[self.ocr], batch.boxes = self._text(images)
+        if self.text_branch is not None:
+            batch.inputs[self.text_branch], batch.boxes = self._text(images)
         return batch
 
     def _cached(self, name: str, images) -> torch.Tensor:
@@ -107,9 +103,6 @@ class ModelInputs:
         return image_embeddings(self.caches[name], list(images), encode)
 
     def _text(self, images) -> tuple[dict, list[list]]:
-        """The OCR branch's input ({"text_emb", "has_text"}, repeated per view) and the boxes read."""
-        branch = self.model.branches[self.ocr]
-        boxes = branch.read_boxes(images) if self.read_text else [[] for _ in images]
-        emb, has_text = branch.embed_texts(branch.boxes_to_texts(boxes))
-        repeat = lambda t: t.repeat_interleave(self.views, dim=0)  # noqa: E731
-        return {"text_emb": repeat(emb), "has_text": repeat(has_text)}, boxes
+        """The text branch's input (repeated per view) and the boxes it read."""
+        inputs, boxes = self.model.branches[self.text_branch].photo_input(images, self.read_text)
+        return {key: t.repeat_interleave(self.views, dim=0) for key, t in inputs.items()}, boxes

@@ -5,7 +5,6 @@ manifest has location ids (``location_id`` / ``sequence``), else spatial K-means
 """
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import numpy as np
@@ -13,13 +12,8 @@ import torch
 
 from geocli.config import LabelSpaces, TrainConfig
 from geocli.datasets import Manifest, check_images, load_dataset
-from geocli.datasets.manifest import manifest_countries
 from geocli.datasets.splits import choose_split, has_groups, split_manifest
 from geocli.errors import UsageError
-from geocli.geo.cells import GEOESTIMATION_SPECS, GeocellHierarchy, PartitionSpec
-
-#: Target cell counts (coarse, middle, fine) when the thresholds are scaled to the data size.
-CELL_TARGETS = (4, 12, 40)
 
 
 def load_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Manifest, Manifest, str]:
@@ -45,59 +39,42 @@ def load_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Manifest,
     return train, val, how
 
 
-def cell_specs(n_train: int, cells: list[list[int]] | None = None) -> list[PartitionSpec]:
-    """Geocell partitions: the given [[min, max], ...], else GeoEstimation's scaled to ``n_train``.
-
-    Scaled: partition k aims at ~CELL_TARGETS[k] cells (max = n / target, at most GeoEstimation's
-    5000/2000/1000) and keeps cells of at least max/5 samples (at most 50), so 400 photos still
-    give several cells per level while a million photos get GeoEstimation's own thresholds.
-    """
-    names = ("coarse", "middle", "fine")
-    if cells:
-        return [PartitionSpec(names[i] if len(cells) <= 3 else f"p{i}", int(a), int(b)) for i, (a, b) in enumerate(cells)]
-    specs = []
-    for name, target, ref in zip(names, CELL_TARGETS, GEOESTIMATION_SPECS):
-        top = int(min(ref.max_samples, max(4, math.ceil(n_train / target))))
-        specs.append(PartitionSpec(name, int(min(ref.min_samples, max(1, top // 5))), top))
-    return specs
-
-
 def trainable_heads(heads: list[str], train: Manifest, log: Callable[[str], None]) -> list[str]:
-    """The heads the training data can teach: without scene labels the scene head is left out
-    (an untrained scene head would print confident nonsense), and the log says so."""
-    if "scene" in heads and not any(train.scene):
-        log("warning: no scene labels in the training data (a 'scene' column: indoor/natural/urban or "
-            "S3 codes 0/1/2), so the scene head is left out")
-        return [h for h in heads if h != "scene"]
-    return list(heads)
+    """The heads the training data can teach (``Head.missing_labels``): the others are left out (an
+    untrained scene head would print confident nonsense), and the log says so."""
+    from geocli.heads import HEADS
+
+    kept = []
+    for name in heads:
+        missing = HEADS.get(name).missing_labels(train)
+        if missing:
+            log(f"warning: {missing}, so the {name} head is left out")
+        else:
+            kept.append(name)
+    return kept
 
 
 def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]] | None) -> LabelSpaces:
-    """Country list, geocell hierarchy and scene names, all from the training samples."""
+    """What each head's outputs mean, learned from the training samples (``Head.add_labels``:
+    country list, geocell hierarchy, ...)."""
+    from geocli.heads import HEADS
+
     labels = LabelSpaces()
-    if "country" in heads:
-        codes = manifest_countries(train)
-        labels.countries = sorted({c for c in codes if c})
-        labels.country_points = country_points(train, codes, labels.countries)
-    if any(h in heads for h in ("geocell", "grid_regression")):
-        hierarchy = GeocellHierarchy.build(train.lat, train.lon, cell_specs(len(train), cells))
-        labels.geocells = hierarchy.to_dict()
+    for name in heads:
+        HEADS.get(name).add_labels(labels, train, cells)
     return labels
 
 
-def country_points(train: Manifest, codes: list, countries: list[str]) -> list[list[float]]:
-    """The spherical mean of each country's training photos (where a country guess is placed)."""
-    from geocli.geo.distance import mean_coordinate
-
-    codes = np.asarray([c or "" for c in codes], dtype=object)
-    return [list(map(float, mean_coordinate(train.lat[codes == c], train.lon[codes == c]))) for c in countries]
-
-
 def manifest_targets(labels: LabelSpaces, manifest: Manifest, heads: list[str]) -> dict:
-    """Batch-format targets (NumPy) for every sample of ``manifest``."""
-    countries = manifest_countries(manifest) if labels.countries else None
-    scenes = manifest.scene if "scene" in heads else None
-    return labels.targets(manifest.lat, manifest.lon, countries=countries, scenes=scenes)
+    """Batch-format targets (NumPy) for every sample of ``manifest``: "gps", then each head's own
+    (``Head.targets``)."""
+    from geocli.heads import HEADS
+
+    lat, lon = np.asarray(manifest.lat, np.float64), np.asarray(manifest.lon, np.float64)
+    out = {"gps": np.stack([lat, lon], axis=1).astype(np.float32)}
+    for name in heads:
+        out.update(HEADS.get(name).targets(labels, manifest))
+    return out
 
 
 def balance_labels(targets: dict) -> np.ndarray:
@@ -143,12 +120,9 @@ class TrainDataset(torch.utils.data.Dataset):
         return len(self.manifest)
 
     def __getitem__(self, i: int) -> dict:
-        item: dict = {"index": i, "gps": torch.as_tensor(self.targets["gps"][i])}
-        for key in ("country", "scene", "place"):
-            if key in self.targets:
-                item[key] = int(self.targets[key][i])
-        if "cells" in self.targets:
-            item["cells"] = {n: int(v[i]) for n, v in self.targets["cells"].items()}
+        item: dict = {"index": i}
+        for key, values in self.targets.items():
+            item[key] = _target(values, i)
         for name, (emb, mask) in self.cached.items():
             if name in self.readers:  # the branch itself reads its cache row (see Branch.runs_on_cache)
                 item[name] = self.readers[name](emb[i], None if mask is None else mask[i])
@@ -167,6 +141,16 @@ class TrainDataset(torch.utils.data.Dataset):
         from geocli.images import open_image
 
         return open_image(path)
+
+
+def _target(values, i: int):
+    """Sample ``i``'s target: a class index (int), a float vector (tensor: "gps"), or one class index
+    per geocell partition ({name: int})."""
+    if isinstance(values, dict):
+        return {name: int(v[i]) for name, v in values.items()}
+    if np.issubdtype(np.asarray(values).dtype, np.integer):
+        return int(values[i])
+    return torch.as_tensor(values[i])
 
 
 def train_transform(preprocess: dict, cfg: TrainConfig, label_map: bool = False):
