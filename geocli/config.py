@@ -25,6 +25,12 @@ DEFAULT_SCENES = ("indoor", "natural", "urban")
 #: The CLIP architecture and open_clip pretrained tag that training and prediction both default to.
 DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED = "ViT-B-32", "laion2b_s34b_b79k"
 HF_CLIP_DEFAULT = "openai/clip-vit-large-patch14"  # GeoCLIP's image side (the hf_clip branch)
+#: The timm backbone the rgb branch trains by default (its ImageNet weights ship in a pip package).
+DEFAULT_RGB_MODEL = "tf_efficientnet_lite0.in1k"
+#: What a run can tell any branch: which model it runs and where that model's weights come from.
+#: ``branch_settings`` holds them per branch; ``<branch>_model`` / ``<branch>_weights`` (the
+#: ``--rgb-model`` flag, recipe keys, older run folders) is the same setting spelt flat.
+BRANCH_SETTINGS = ("model", "weights")
 TTA_MODES = (None, "five-crop")
 
 
@@ -257,6 +263,9 @@ class TrainConfig(ConfigBase):
     their distance from the photo, ``exp(-d / tau_km)``) for heads that take it; ``None`` uses
     plain ``label_smoothing``. The defaults (tau 75 km, uniform sampler, lr 3e-3, 30 epochs) beat
     the training centroid on every measured Croatia split (``bench/bench_train_defaults.py``).
+    ``branch_settings``: per branch, the model it runs and its weights (``{"rgb": {"model": ...,
+    "weights": FILE}}``, also spelt ``rgb_model`` / ``rgb_weights``); each branch class has their
+    defaults and turns them into its constructor options, which ``branch_options`` then override.
     """
 
     data: str = ""
@@ -271,10 +280,7 @@ class TrainConfig(ConfigBase):
     branches: list[str] = field(default_factory=lambda: ["rgb"])
     heads: list[str] = field(default_factory=lambda: ["country", "geocell"])
     cells: list[list[int]] = field(default_factory=list)
-    rgb_model: str = "tf_efficientnet_lite0.in1k"
-    rgb_weights: str | None = None
-    clip_model: str = DEFAULT_CLIP_MODEL
-    clip_weights: str | None = None
+    branch_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     branch_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     head_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     head_weights: dict[str, float] = field(default_factory=dict)
@@ -311,6 +317,16 @@ class TrainConfig(ConfigBase):
     shuffle_buffer: int = 1000  # samples each data-loader worker shuffles through when --data is shards
     tta: str | None = None  # stored in the checkpoint: how predict / eval look at photos
 
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "") -> "TrainConfig":
+        """``ConfigBase.from_dict`` after the flat ``<branch>_model`` / ``<branch>_weights`` keys are
+        folded into ``branch_settings`` (``fold_branch_settings``)."""
+        return super().from_dict(fold_branch_settings(data) if isinstance(data, dict) else data, where)
+
+    def branch_setting(self, branch: str) -> dict[str, Any]:
+        """The settings this run gives branch ``branch`` (those it leaves out: the branch's defaults)."""
+        return dict(self.branch_settings.get(branch, {}))
+
     def __post_init__(self):
         if self.optimizer not in TRAIN_OPTIMIZERS:
             raise UsageError(f"optimizer must be one of {TRAIN_OPTIMIZERS}, not {self.optimizer!r}")
@@ -323,6 +339,7 @@ class TrainConfig(ConfigBase):
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise UsageError("epochs and batch_size must be >= 1 and lr > 0")
         self._check_numbers()
+        self._check_branch_settings()
         self._check_heads()
         self._check_places()
         if self.step_epochs < 1 or not 0 < self.step_gamma <= 1:
@@ -331,6 +348,15 @@ class TrainConfig(ConfigBase):
             raise UsageError(f"tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
         if isinstance(self.trainable, str) and self.trainable not in ("freeze", "finetune"):
             raise UsageError(f"trainable must be 'freeze', 'finetune' or a block count, not {self.trainable!r}")
+
+    def _check_branch_settings(self) -> None:
+        for branch, settings in self.branch_settings.items():
+            stray = sorted(set(settings) - set(BRANCH_SETTINGS))
+            if stray:
+                raise UsageError(f"branch_settings.{branch}: unknown settings {stray}; valid: {', '.join(BRANCH_SETTINGS)}")
+            bad = [k for k, v in settings.items() if v is not None and not isinstance(v, str)]
+            if bad:
+                raise UsageError(f"branch_settings.{branch}.{bad[0]}: expected a name or a path")
 
     def _check_heads(self) -> None:
         """``head_options`` / ``head_weights`` may only name heads this run trains."""
@@ -374,6 +400,23 @@ class TrainConfig(ConfigBase):
         if self.sampler == "places" and (self.batch_size % self.images_per_place or self.batch_size < 2 * self.images_per_place):
             raise UsageError(f"sampler 'places' needs batch_size a multiple of images_per_place "
                              f"({self.images_per_place}) holding at least two places, not {self.batch_size}")
+
+
+def fold_branch_settings(settings: dict) -> dict:
+    """``settings`` with every flat ``<branch>_model`` / ``<branch>_weights`` key (one word for the
+    branch: ``rgb_model``, ``clip_weights``) moved into ``branch_settings[branch]``, over what that
+    already holds; other keys as they are. The input is not changed."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    out = dict(settings)
+    for key in list(out):
+        branch, _, setting = key.partition("_")
+        if key in names or setting not in BRANCH_SETTINGS or not branch.isalnum():
+            continue
+        nested = out.get("branch_settings", {})
+        if not isinstance(nested, dict) or not isinstance(nested.get(branch, {}), dict):
+            break  # not settings at all: from_dict names the key and what it expected
+        out["branch_settings"] = {**nested, branch: {**nested.get(branch, {}), setting: out.pop(key)}}
+    return out
 
 
 def is_hf_clip(clip_model: str, clip_weights: str | None) -> bool:

@@ -120,7 +120,7 @@ def test_eval_with_a_checkpoint_scores_every_image(run, tmp_path):
     report = json.loads(result.stdout)
     assert report["n"] == report["n_dataset"] == 54 and report["missing"] == 0
     from geocli.datasets import load_dataset
-    from geocli.training.data import manifest_countries
+    from geocli.datasets.manifest import manifest_countries
 
     known = json.loads((run / "run" / "config.json").read_text())["model"]["labels"]["countries"]
     truth = manifest_countries(load_dataset(str(run / "data" / "manifest.csv")))

@@ -168,16 +168,32 @@ class Branch(nn.Module):
     #: ``photo_input(images, read)`` once per photo, repeats it for every view, and keeps what was read.
     reads_text: bool = False
 
+    #: The run-level settings it takes (``geocli.config.BRANCH_SETTINGS``: ``model``, ``weights``)
+    #: and their defaults; ``--rgb-model`` / ``rgb_model`` set the rgb branch's ``model``.
+    settings: dict[str, Any] = {}
+
     @classmethod
-    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
-        """Constructor options from a run's ``TrainConfig`` (its CLI-level settings), before the run's
-        ``branch_options`` for this branch (``options``) are laid over them. ``paired``: the branch
-        is one of a TransLocator pair, which trains together."""
+    def run_settings(cls, cfg, name: str) -> dict[str, Any]:
+        """The settings run ``cfg`` gives the branch called ``name`` over this class's defaults; a
+        setting this class does not take is a ``UsageError``."""
+        given = cfg.branch_setting(name)
+        stray = sorted(set(given) - set(cls.settings))
+        if stray:
+            takes = ", ".join(f"{name}_{k}" for k in cls.settings) or "none"
+            raise UsageError(f"the {name} branch takes no {', '.join(f'{name}_{k}' for k in stray)} setting "
+                             f"(its settings: {takes}); set its options in branch_options.{name}")
+        return {**cls.settings, **given}
+
+    @classmethod
+    def train_options(cls, cfg, paired: bool, options: dict, settings: dict) -> dict:
+        """Constructor options from a run's ``TrainConfig`` and this branch's ``run_settings``,
+        before the run's ``branch_options`` for this branch (``options``) are laid over them.
+        ``paired``: the branch is one of a TransLocator pair, which trains together."""
         return {"trainable": cfg.trainable}
 
     @classmethod
-    def kind_for(cls, cfg) -> str | None:
-        """Another registered branch kind that serves this branch's name for a run's ``TrainConfig``
+    def kind_for(cls, settings: dict) -> str | None:
+        """Another registered branch kind that serves this branch's name for its ``run_settings``
         (None: this class itself)."""
         return None
 

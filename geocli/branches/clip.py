@@ -59,16 +59,18 @@ def _hint(model: str) -> str:
 class CLIPBranch(Branch):
     """open_clip image tower as a branch; ``forward`` returns L2-normalised image embeddings."""
 
+    settings = {"model": DEFAULT_CLIP_MODEL, "weights": None}
+
     @classmethod
-    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+    def train_options(cls, cfg, paired: bool, options: dict, settings: dict) -> dict:
         """``--clip-model`` / ``--clip-weights`` (a pretrained tag or a local file)."""
-        return {"model": cfg.clip_model, "pretrained": cfg.clip_weights or DEFAULT_CLIP_PRETRAINED,
+        return {"model": settings["model"], "pretrained": settings["weights"] or DEFAULT_CLIP_PRETRAINED,
                 "trainable": cfg.trainable}
 
     @classmethod
-    def kind_for(cls, cfg) -> str | None:
+    def kind_for(cls, settings: dict) -> str | None:
         """``hf_clip`` when ``--clip-model`` is a Hugging Face id or ``--clip-weights`` a CLIP folder."""
-        return "hf_clip" if is_hf_clip(cfg.clip_model, cfg.clip_weights) else None
+        return "hf_clip" if is_hf_clip(settings["model"], settings["weights"]) else None
 
     def __init__(
         self,

@@ -82,11 +82,14 @@ class HFCLIPBranch(Branch):
     local CLIP folder to load instead, or False/None: ``vision_config`` with random weights (how a
     checkpoint is rebuilt before its own weights load; how tests build a tiny CLIP)."""
 
+    settings = {"model": HF_CLIP_DEFAULT, "weights": None}
+
     @classmethod
-    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+    def train_options(cls, cfg, paired: bool, options: dict, settings: dict) -> dict:
         """``--clip-model`` when it is a hub id (else GeoCLIP's CLIP), ``--clip-weights`` a local folder."""
-        return {"model": cfg.clip_model if "/" in cfg.clip_model else HF_CLIP_DEFAULT,
-                "pretrained": cfg.clip_weights or True, "trainable": cfg.trainable}
+        model = settings.get("model") or HF_CLIP_DEFAULT
+        return {"model": model if "/" in model else HF_CLIP_DEFAULT,
+                "pretrained": settings.get("weights") or True, "trainable": cfg.trainable}
 
     def __init__(self, model: str = HF_CLIP_DEFAULT, pretrained: bool | str | None = True,
                  vision_config: dict[str, Any] | None = None, processor: dict[str, Any] | None = None,

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from geocli.config import DEFAULT_RGB_MODEL
 from geocli.errors import GeocliError, UsageError
 from geocli.hub import fetch, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
@@ -66,10 +67,12 @@ def _native_size(model: nn.Module) -> int | None:
 class RGBBranch(Branch):
     """A timm backbone returning its pooled, pre-classifier embedding (B, out_dim)."""
 
+    settings = {"model": DEFAULT_RGB_MODEL, "weights": None}
+
     @classmethod
-    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+    def train_options(cls, cfg, paired: bool, options: dict, settings: dict) -> dict:
         """``--rgb-model`` / ``--rgb-weights`` (hub weights unless a local file is named)."""
-        return {"model": cfg.rgb_model, "pretrained": not cfg.rgb_weights, "weights": cfg.rgb_weights,
+        return {"model": settings["model"], "pretrained": not settings["weights"], "weights": settings["weights"],
                 "trainable": cfg.trainable}
 
     def __init__(

@@ -28,7 +28,7 @@ class SegmentationBranch(Branch):
     reads_label_maps = True
 
     @classmethod
-    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+    def train_options(cls, cfg, paired: bool, options: dict, settings: dict) -> dict:
         """A seg-map ViT without pretrained weights is a new layer: it trains (fine-tuned), whether
         it is one of a TransLocator pair or on its own. With weights it follows the run's setting."""
         has_weights = options.get("pretrained") or options.get("weights")

@@ -58,7 +58,7 @@ class OCRBranch(Branch):
     reads_text = True
 
     @classmethod
-    def train_options(cls, cfg, paired: bool, options: dict) -> dict:
+    def train_options(cls, cfg, paired: bool, options: dict, settings: dict) -> dict:
         return {"trainable": "freeze"}
 
     @staticmethod

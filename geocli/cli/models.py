@@ -39,24 +39,26 @@ def recipe_weights(train: dict) -> list[tuple]:
     """(branch, WeightsStatus) for every pretrained model a recipe's branches load, read from the
     recipe's settings without importing any model code (``geocli models`` must start in about a
     second, and the branch classes need torch)."""
-    from geocli.config import DEFAULT_CLIP_PRETRAINED, TrainConfig, is_hf_clip
+    from geocli.config import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_RGB_MODEL, TrainConfig,
+                               fold_branch_settings, is_hf_clip)
     from geocli.weights import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
 
-    defaults = TrainConfig()
+    train = fold_branch_settings(train)
     options = train.get("branch_options", {})
     out = []
-    for branch in train.get("branches", defaults.branches):
+    for branch in train.get("branches", TrainConfig().branches):
         opts = options.get(branch, {})
+        settings = train.get("branch_settings", {}).get(branch, {})
         if branch == "rgb":
-            out.append((branch, timm_weights(opts.get("model", train.get("rgb_model", defaults.rgb_model)))))
+            out.append((branch, timm_weights(opts.get("model", settings.get("model", DEFAULT_RGB_MODEL)))))
         elif branch == "seg":
             out.append((branch, timm_weights(opts.get("model", "vit_base_patch16_224"))))
             if opts.get("segmenter") == "segformer":
                 out.append((branch, hf_model_weights(opts.get("segmenter_options", {}).get(
                     "model", "nvidia/segformer-b0-finetuned-ade-512-512"))))
         elif branch == "clip":
-            model = opts.get("model", train.get("clip_model", defaults.clip_model))
-            weights = train.get("clip_weights")
+            model = opts.get("model", settings.get("model", DEFAULT_CLIP_MODEL))
+            weights = settings.get("weights")
             if is_hf_clip(model, weights):  # GeoCLIP's image side (the hf_clip branch)
                 out.append((branch, hf_model_weights(weights or model)))
             else:

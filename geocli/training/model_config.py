@@ -6,8 +6,8 @@ from geocli.config import BranchConfig, FusionConfig, HeadConfig, LabelSpaces, M
 
 
 def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
-    """One branch: the registered kind that serves it for this run (``kind_for``), what that kind
-    takes from the run's settings (``train_options``), then the run's ``branch_options`` for it.
+    """One branch: the registered kind that serves it for this run (``kind_for`` its settings), what
+    that kind takes from the run (``train_options``), then the run's ``branch_options`` for it.
     Unknown branch names fail listing the registered ones."""
     from geocli.branches import BRANCHES
     from geocli.fusion import FUSIONS
@@ -15,8 +15,9 @@ def branch_config(name: str, cfg: TrainConfig) -> BranchConfig:
     fusion = FusionConfig.from_dict(cfg.fusion)
     paired = name in FUSIONS.get(fusion.name).joint_branches(fusion)
     user = cfg.branch_options.get(name, {})
-    kind = BRANCHES.get(name).kind_for(cfg)  # e.g. a Hugging Face CLIP for the clip branch
-    options = {**BRANCHES.get(kind or name).train_options(cfg, paired, user), **user}
+    settings = BRANCHES.get(name).run_settings(cfg, name)  # --rgb-model and the like
+    kind = BRANCHES.get(name).kind_for(settings)  # e.g. a Hugging Face CLIP for the clip branch
+    options = {**BRANCHES.get(kind or name).train_options(cfg, paired, user, settings), **user}
     return BranchConfig(name, kind=kind or "", options=options)
 
 

@@ -19,6 +19,7 @@ import copy
 import os
 from pathlib import Path
 
+from geocli.config import fold_branch_settings
 from geocli.errors import UsageError
 from geocli.report.json_out import loads_strict
 
@@ -67,28 +68,38 @@ def load_recipe(name: str, extra: str | os.PathLike | None = None) -> dict:
     return read_settings(path, "recipe")
 
 
-MODEL_KEYS = {"rgb_model": "rgb", "clip_model": "clip"}
-
-
 def merge_training_layers(*layers: dict, log=None) -> dict:
-    """``merge_settings``, except that a new backbone name drops the options an earlier layer wrote
-    for its branch *together with another backbone's name* (a recipe's DINOv2 options), saying so
-    through ``log``. Options given without a backbone name (a ``--config`` that tunes the rgb
-    branch, then ``--rgb-model``) are the user's for whatever backbone runs: they are kept."""
+    """``merge_settings`` of the layers (their flat ``rgb_model``-style keys folded into
+    ``branch_settings`` first), except that a new backbone name drops the options an earlier layer
+    wrote for its branch *together with another backbone's name* (a recipe's DINOv2 options),
+    saying so through ``log``. Options given without a backbone name (a ``--config`` that tunes the
+    rgb branch, then ``--rgb-model``) are the user's for whatever backbone runs: they are kept."""
     out: dict = {}
     tied: dict[str, str] = {}  # branch -> the backbone its options were written with
     untied: dict[str, dict] = {}  # branch -> the options given without naming a backbone
-    for layer in layers:
-        for key, branch in MODEL_KEYS.items():
-            given = layer.get("branch_options", {}).get(branch)
-            if key in layer and layer[key] != out.get(key) and given is None and branch in tied:
-                _drop_tied(out, branch, tied.pop(branch), layer[key], untied.get(branch), log)
-            if given is not None and key in layer:
-                tied[branch] = layer[key]
-            elif given is not None:
-                untied[branch] = merge_settings(untied.get(branch, {}), given)
+    for layer in map(fold_branch_settings, layers):
+        named = _backbones(layer)
+        for branch, given in _dict(layer.get("branch_options")).items():
+            if branch not in named:
+                untied[branch] = merge_settings(untied.get(branch, {}), _dict(given))
+        for branch, model in named.items():
+            given = _dict(layer.get("branch_options")).get(branch)
+            if model != _backbones(out).get(branch) and given is None and branch in tied:
+                _drop_tied(out, branch, tied.pop(branch), model, untied.get(branch), log)
+            if given is not None:
+                tied[branch] = model
         out = merge_settings(out, copy.deepcopy(layer))
     return out
+
+
+def _backbones(settings: dict) -> dict[str, str]:
+    """branch -> the model (backbone) ``settings`` name for it."""
+    return {b: s["model"] for b, s in _dict(settings.get("branch_settings")).items()
+            if isinstance(s, dict) and "model" in s}
+
+
+def _dict(value) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _drop_tied(out: dict, branch: str, old_model: str, new_model: str, keep: dict | None, log) -> None:
