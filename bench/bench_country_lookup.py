@@ -23,12 +23,12 @@ def uniform_points(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
 
 
 def land_points(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    from geocli.geo.countries import _timezone_finder, zone_to_country
+    from geocli.geo.country_sources import timezone_finder, zone_to_country
 
     lat, lon = [], []
     while len(lat) < n:
         a, b = uniform_points(1, rng)
-        if zone_to_country().get(_timezone_finder().timezone_at(lat=a[0], lng=b[0]) or ""):
+        if zone_to_country().get(timezone_finder().timezone_at(lat=a[0], lng=b[0]) or ""):
             lat.append(a[0])
             lon.append(b[0])
     return np.array(lat), np.array(lon)

@@ -30,7 +30,7 @@ import numpy as np
 
 def generate(folder: Path, n: int, seed: int = 0) -> tuple[Path, Path]:
     """A manifest CSV and a predictions JSONL of ``n`` rows each."""
-    from geocli.geo.countries import populated_places
+    from geocli.geo.country_sources import populated_places
 
     rng = np.random.default_rng(seed)
     town_lat, town_lon = populated_places()

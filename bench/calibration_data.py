@@ -80,11 +80,11 @@ class OcrCache:
     def _read(self, todo: list[tuple[str, Photo]], log) -> None:
         from geocli.images import open_image
         from geocli.ocr import build_ocr_engine
-        from geocli.predict.default_geolocator import OCR_MAX_SIDE, _shrink
+        from geocli.ocr.base import OCR_MAX_SIDE, shrink_for_ocr
 
         engine, start = build_ocr_engine("rapidocr"), time.perf_counter()
         for i, (key, photo) in enumerate(todo, 1):
-            boxes = engine.read(_shrink(open_image(photo.path), OCR_MAX_SIDE))
+            boxes = engine.read(shrink_for_ocr(open_image(photo.path), OCR_MAX_SIDE))
             self.entries[key] = [{"box": b.box, "text": b.text, "confidence": b.confidence} for b in boxes]
             if i % 25 == 0 or i == len(todo):
                 self.save()

@@ -4,7 +4,7 @@ Kept light on purpose: importing ``geocli`` loads no torch; heavy parts load whe
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from geocli.version import __version__
 
 
 def load_model(model: str | None = None, **options):

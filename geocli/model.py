@@ -244,3 +244,50 @@ def run_side_by_side(jobs: list, device: torch.device) -> list:
             if t is not None:
                 t.record_stream(current)
     return results
+
+
+# ---- the cached training view: frozen branches read from the embedding cache ----
+
+
+def cacheable(model, use_cache: bool) -> set[str]:
+    """Branches encoded once through the embedding cache: frozen and outside a TransLocator pair
+    (the token source of a head that needs patch tokens caches its tokens too, see
+    ``caches_tokens``). A ``cache_only`` branch (OCR) must be cacheable."""
+    out = set()
+    for name, module in model.branches.items():
+        frozen = getattr(module, "trainable", None) == "freeze" and hasattr(module, "encode_images")
+        if frozen and use_cache:
+            out.add(name)
+        elif getattr(module, "cache_only", False):
+            raise UsageError(f"the {name} branch trains only frozen from the embedding cache (drop --no-cache)")
+    return out
+
+
+def caches_tokens(model, name: str) -> bool:
+    """Whether branch ``name``'s cache rows carry its patch tokens (a retrieval head reads them)."""
+    return name == model.token_branch and any(getattr(h, "needs_tokens", False) for h in model.heads.values())
+
+
+def training_view(model, cached: set[str]):
+    """A ``GeoModel`` sharing ``model``'s trainable modules whose ``cached`` branches take vectors
+    from the batch. Training it trains ``model``; ``model`` (with its frozen encoders) is what is
+    saved, so the checkpoint predicts from photos."""
+    if not cached:
+        return model
+    stand_ins = [BranchConfig(n, input="embedding", embed_dim=int(m.out_dim)) for n, m in model.branches.items()]
+    view = GeoModel(ModelConfig(branches=stand_ins, heads=[], labels=model.config.labels), pretrained=False)
+    for name, module in model.branches.items():
+        stand_in = name in cached and not getattr(module, "runs_on_cache", False)
+        view.branches[name] = _stand_in(model, name) if stand_in else module
+    view.pair, view.fusion, view.heads, view.config = model.pair, model.fusion, model.heads, model.config
+    keeps_tokens = model.token_branch not in cached or caches_tokens(model, model.token_branch)
+    view.token_branch = model.token_branch if keeps_tokens else None
+    return view.to(model.device)
+
+
+def _stand_in(model, name: str):
+    dim = int(model.branches[name].out_dim)
+    if caches_tokens(model, name):
+        token_dim, num_tokens = model.token_shape
+        return TokenEmbeddingInput(dim, num_tokens, token_dim)
+    return EmbeddingInput(dim)

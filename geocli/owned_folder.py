@@ -29,7 +29,7 @@ OWN_NAMES = frozenset((MARKER, *CHECKPOINT_NAMES, *RUN_STATE_NAMES))
 
 def write_marker(folder: Path, kind: str) -> None:
     """Mark ``folder`` (being written) as geocli's: ``kind`` is "checkpoint" or "run"."""
-    from geocli import __version__
+    from geocli.version import __version__
 
     document = {"made_by": "geocli", "kind": kind, "geocli_version": __version__}
     (Path(folder) / MARKER).write_text(json.dumps(document, indent=1, allow_nan=False) + "\n", encoding="utf-8")

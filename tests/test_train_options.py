@@ -125,7 +125,7 @@ def test_final_norm_can_be_trimmed():
 ])
 def test_cached_rows_give_back_the_same_descriptors_as_the_live_branch(rgb):
     """A frozen token branch caches pooled vector + patch tokens; its stand-in hands them back."""
-    from geocli.embedding_cache import caches_tokens, training_view
+    from geocli.model import caches_tokens, training_view
     from geocli.model import TokenEmbeddingInput, flatten_with_tokens
 
     cfg = ModelConfig(branches=[BranchConfig("rgb", options=rgb)],

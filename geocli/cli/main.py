@@ -15,7 +15,7 @@ import sys
 
 import click
 
-from geocli import __version__
+from geocli.version import __version__
 from geocli.errors import GeocliError
 from geocli.report.output_file import FULL_DISK_ERRNOS
 

@@ -5,7 +5,6 @@ the validation shard each rank scores. Every draw follows (seed, epoch), identic
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch

@@ -17,10 +17,55 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from geocli.datasets.shards import MARKER, SHARD_FORMAT, ShardFolder
+from geocli.datasets.shards import MARKER, SHARD_FORMAT
 from geocli.errors import GeocliError
 
 JPEG_QUALITY = 95
+
+
+class ShardFolder:
+    """A folder ``geocli shards`` owns: its marker records the settings and every finished shard."""
+
+    def __init__(self, path: Path, state: dict):
+        self.path, self.state = path, state
+
+    @classmethod
+    def claim(cls, path: Path, settings: dict) -> "ShardFolder":
+        """Open ``path`` for writing: new or empty, or marked as geocli's with the same settings."""
+        path = Path(path)
+        marker = path / MARKER
+        if marker.is_file():
+            state = json.loads(marker.read_text(encoding="utf-8"))
+            check_settings_match(state.get("settings", {}), settings, path)
+        elif path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise GeocliError(f"{path} exists and is not a shard folder geocli wrote (no {MARKER}); "
+                              "give a new or empty --out folder")
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            state = {"geocli": "shards", "settings": settings, "shards": {}}
+        for leftover in path.glob(".*.tar.partial"):  # a killed run's unfinished shard
+            leftover.unlink()
+        folder = cls(path, state)
+        folder._save()
+        return folder
+
+    def finished(self) -> dict[str, dict]:
+        """Shard name -> its counts, for shards recorded as complete and still on disk."""
+        return {n: c for n, c in self.state["shards"].items() if (self.path / n).is_file()}
+
+    def record(self, name: str, counts: dict) -> None:
+        self.state["shards"][name] = counts
+        self.state.pop("total", None)
+        self._save()
+
+    def record_complete(self, totals: dict) -> None:
+        self.state["total"] = totals
+        self._save()
+
+    def _save(self) -> None:
+        tmp = self.path / f"{MARKER}.tmp"
+        tmp.write_text(json.dumps(self.state, indent=1), encoding="utf-8")
+        os.replace(tmp, self.path / MARKER)
 
 
 @dataclass

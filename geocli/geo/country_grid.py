@@ -31,7 +31,7 @@ def zone_polygons() -> Iterator[tuple[str, object]]:
     import shapely
     from timezonefinder import TimezoneFinder
 
-    from geocli.geo.countries import zone_to_country
+    from geocli.geo.country_sources import zone_to_country
 
     finder, countries = TimezoneFinder(), zone_to_country()
     for zone in finder.timezone_names:
@@ -66,7 +66,7 @@ def build_grid(cell_deg: float = CELL_DEG, polygons=None) -> tuple[np.ndarray, l
 def mark_open_ocean(labels: np.ndarray, cell_deg: float) -> np.ndarray:
     """``OPEN_OCEAN`` for no-country cells whose centre is farther than ``COASTAL_KM`` plus the
     cell's half diagonal from every town (so no point in them can be within ``COASTAL_KM``)."""
-    from geocli.geo.countries import COASTAL_KM, places_tree
+    from geocli.geo.country_sources import COASTAL_KM, places_tree
     from geocli.geo.distance import chord_to_km, haversine_km, to_unit_vectors
 
     i, j = np.nonzero(labels == NO_COUNTRY)

@@ -98,7 +98,7 @@ class Head(nn.Module):
 
     def distributions(self, out: dict, predict, labels) -> list | None:
         """Per sample, the head's probabilities over its whole fixed set of places
-        (``geocli.predict.grouping.Distribution``), or None when it states no such distribution
+        (``geocli.predict.record.Distribution``), or None when it states no such distribution
         (regressions, retrieval). Evidence and grouping act on these."""
         return None
 

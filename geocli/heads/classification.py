@@ -136,7 +136,7 @@ class CountryHead(ClassifierHead):
 
     def distributions(self, out: dict, predict, labels) -> list | None:
         """Country probabilities at their ``country_points`` (None when the model has none)."""
-        from geocli.predict.grouping import Distribution
+        from geocli.predict.record import Distribution
 
         if len(labels.country_points) != len(labels.countries):
             return None
@@ -214,7 +214,7 @@ class GeocellHead(CellsHead):
 
     def distributions(self, out: dict, predict, labels) -> list:
         """The finest cells' hierarchical probabilities at their member means."""
-        from geocli.predict.grouping import Distribution
+        from geocli.predict.record import Distribution
 
         finest = self.hierarchy.finest
         return [Distribution("geocell", finest.means, p, None, list(finest.cell_ids)) for p in self.probabilities(out)]

@@ -24,7 +24,8 @@ import torch
 from geocli.errors import UsageError
 from geocli.geo.countries import country_code_at
 from geocli.geo.distance import mass_radius_km, mean_coordinate, pairwise_haversine_km
-from geocli.predict.record import CountryScore, LocateResult, Scene, agreement, country_score, guess
+from geocli.predict.record import (DISTRIBUTION_KEY, CountryScore, LocateResult, Scene, agreement, country_score,
+                                   guess)
 
 
 def location_head(model, name: str | None = None) -> str | None:
@@ -44,9 +45,8 @@ def to_records(model, outputs: dict, top_k: int | None = None, evidence: list | 
     """The model's part of each sample's record. The location head's ``k`` ranked guesses come
     first; every other head that gives a point estimate (``Head.point_estimate``: a regression)
     adds its point after them, under its own ``source``, so it is shown rather than dropped.
-    ``keep_distribution`` also attaches each sample's whole distribution (``grouping.Distribution``,
-    under ``grouping.DISTRIBUTION_KEY``; None for heads without one) for grouping."""
-    from geocli.predict.grouping import DISTRIBUTION_KEY
+    ``keep_distribution`` also attaches each sample's whole distribution (``record.Distribution``,
+    under ``record.DISTRIBUTION_KEY``; None for heads without one) for grouping."""
 
     cfg, labels = model.config.predict, model.config.labels
     k = top_k or cfg.top_k

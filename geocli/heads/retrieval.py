@@ -97,7 +97,7 @@ class GalleryHead(Head):
 
     def distributions(self, out: dict, predict, labels) -> list:
         """GeoCLIP's softmax over the whole gallery, each point with its country."""
-        from geocli.predict.grouping import Distribution
+        from geocli.predict.record import Distribution
 
         probs, coords = self.distribution(out)
         coords = coords.detach().double().cpu().numpy()

@@ -18,6 +18,7 @@ from geocli.registry import Registry
 
 OCR_ENGINES: Registry = Registry("OCR engine")
 MIN_CONFIDENCE, MIN_BOX_HEIGHT = 0.5, 5.0  # every engine's default box filters
+OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,21 @@ def build_ocr_engine(name: str = "rapidocr", **options) -> OCREngine:
     """An engine by registered name (``rapidocr``, ``easyocr``, ``paddleocr``; the package registers
     them on import) with its options."""
     return OCR_ENGINES.get(name)(**options)
+
+
+def read_text(reader, images: Sequence[Image.Image]) -> list[list]:
+    """Each photo's text boxes as ``reader`` (an OCR engine, or None: no text) reads them from the
+    photo shrunk for OCR, in the photo's own pixel coordinates."""
+    if reader is None:
+        return [[] for _ in images]
+    shrunk = [shrink_for_ocr(img) for img in images]
+    return [rescale_boxes(bx, small.size, img.size)
+            for bx, small, img in zip(reader.read_batch(shrunk), shrunk, images)]
+
+
+def shrink_for_ocr(image: Image.Image, max_side: int = OCR_MAX_SIDE) -> Image.Image:
+    """The photo at most ``max_side`` pixels wide and high, as OCR reads it."""
+    scale = max_side / max(image.size)
+    if scale >= 1:
+        return image
+    return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)

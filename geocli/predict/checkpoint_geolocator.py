@@ -28,7 +28,7 @@ from geocli.evidence.exif import ExifInfo, read_exif
 from geocli.evidence.scripts import detect_scripts
 from geocli.evidence.text_hints import hints_in_texts, text_evidence
 from geocli.heads.locations import average_views, to_records
-from geocli.ocr import text_records
+from geocli.ocr import read_text, text_records
 from geocli.predict.model_inputs import ModelBatch, ModelInputs
 from geocli.predict.record import Guess, LocateResult, guess
 from geocli.runtime import cpu_has_bf16, encoder_precision, resolve_precision
@@ -51,7 +51,7 @@ class ModelGeolocator:
                  trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
                  cache_dir: str | None = None, ocr_engine: str | None = None, evidence: bool = True,
                  precision: str = "auto") -> None:
-        from geocli.embedding_cache import training_view
+        from geocli.model import training_view
 
         self.model, self.label, self.trust_exif, self.no_ocr = model, label, trust_exif, no_ocr
         self.device = resolve_device(device)
@@ -116,8 +116,6 @@ class ModelGeolocator:
                 for rec, exif, bx, lik, image in zip(records, exifs, boxes, likelihoods, images)]
 
     def _read_text(self, images: list[Image.Image]) -> list[list]:
-        from geocli.predict.default_geolocator import read_text
-
         return read_text(self.reader, images)
 
     def _likelihood(self, exif: ExifInfo, boxes: list):
@@ -139,7 +137,7 @@ class ModelGeolocator:
         if self.trust_exif and exif.gps:  # a GPS tag is a point, trusted at 0.99
             predictions, radius = _exif_first(exif, predictions, top_k), 0.0
         texts = [b.text for b in boxes]
-        from geocli.predict.grouping import DISTRIBUTION_KEY
+        from geocli.predict.record import DISTRIBUTION_KEY
 
         kept = {DISTRIBUTION_KEY: rec[DISTRIBUTION_KEY]} if DISTRIBUTION_KEY in rec else {}
         return {

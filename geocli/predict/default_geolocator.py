@@ -41,13 +41,12 @@ from geocli.evidence.exif import ExifInfo, read_exif
 from geocli.evidence.fuse import photo_evidence
 from geocli.evidence.radius import evidence_radius_km
 from geocli.evidence.text_hints import text_evidence
-from geocli.ocr import rescale_boxes, text_records
+from geocli.ocr import read_text, text_records
 from geocli.predict.record import LocateResult
 
 if TYPE_CHECKING:  # torch and open_clip load only when the visual branch is on
     from geocli.predict.zero_shot import ZeroShotCLIP
 
-OCR_MAX_SIDE = 1600  # larger photos are shrunk for OCR: signs stay legible, time stays bounded
 MAX_MATCH_LINES, MIN_MATCH_LINE_SCORE = 5, 0.03
 
 
@@ -189,24 +188,6 @@ def _missing_offline(model: str, pretrained: str | None) -> str | None:
     except Exception:  # availability is advisory; loading will tell
         return None
     return None if status.available else "offline, and not in the local cache"
-
-
-def read_text(reader, images: Sequence[Image.Image]) -> list[list]:
-    """Each photo's text boxes as ``reader`` (an OCR engine, or None: no text) reads them from the
-    photo shrunk for OCR, in the photo's own pixel coordinates."""
-    if reader is None:
-        return [[] for _ in images]
-    shrunk = [shrink_for_ocr(img) for img in images]
-    return [rescale_boxes(bx, small.size, img.size)
-            for bx, small, img in zip(reader.read_batch(shrunk), shrunk, images)]
-
-
-def shrink_for_ocr(image: Image.Image, max_side: int = OCR_MAX_SIDE) -> Image.Image:
-    """The photo at most ``max_side`` pixels wide and high, as OCR reads it."""
-    scale = max_side / max(image.size)
-    if scale >= 1:
-        return image
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
 
 
 def _geoclip_here(clip_weights: str | None) -> bool:

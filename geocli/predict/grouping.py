@@ -20,19 +20,11 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from geocli.predict.record import DISTRIBUTION_KEY, Distribution, guess
+
+__all__ = ["DISTRIBUTION_KEY", "Distribution", "group_keys", "group_record", "strip_distributions", "with_groups"]
+
 KERNEL_KM, FLOOR, LOG_FLOOR = 25.0, 1e-3, 1e-12
-DISTRIBUTION_KEY = "_distribution"  # attached by geolocators, removed before records are written
-
-
-@dataclass
-class Distribution:
-    """A photo's probabilities over a model's fixed support (points, their countries and cell ids)."""
-
-    source: str
-    points: np.ndarray
-    probs: np.ndarray
-    codes: list | None  # None: not looked up (the group record then ranks no countries)
-    cells: list | None = None
 
 
 @dataclass
@@ -65,8 +57,6 @@ def _combined(dists: list[Distribution]) -> np.ndarray:
 
 
 def _product(dists: list[Distribution], top_k: int) -> list[dict]:
-    from geocli.predict.record import guess
-
     p, d = _combined(dists), dists[0]
     top = np.argsort(-p)[:top_k]
     return [guess(r, d.points[i, 0], d.points[i, 1], d.source, p[i], d.cells[i] if d.cells else None)
@@ -83,7 +73,6 @@ def _countries(dists: list[Distribution], top_k: int) -> list[dict]:
 
 def _kernel_product(records: list[dict], top_k: int) -> list[dict]:
     from geocli.geo.distance import pairwise_haversine_km
-    from geocli.predict.record import guess
 
     guesses = [[g for g in r.get("predictions") or [] if g.get("lat") is not None] for r in records]
     points = np.array([[g["lat"], g["lon"]] for gs in guesses for g in gs], np.float64).reshape(-1, 2)

@@ -68,7 +68,7 @@ class ModelInputs:
     def _caches(self, cache_dir: str | None) -> dict[str, EmbeddingCache]:
         """One cache per frozen pixel branch that runs on its own: not in a TransLocator pair, and
         not the patch-token source of a retrieval head (its vectors alone would not do)."""
-        from geocli.embedding_cache import caches_tokens
+        from geocli.model import caches_tokens
 
         out = {}
         for name, module in self.model.branches.items():

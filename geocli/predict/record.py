@@ -13,9 +13,12 @@ people), ``reason`` (why ``predictions`` is empty, else null).
 """
 
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Optional, TypedDict
+
+import numpy as np
 
 try:
     from typing import NotRequired
@@ -23,6 +26,10 @@ except ImportError:  # Python 3.10
     from typing_extensions import NotRequired
 
 from geocli.geo.countries import country, country_code_at
+
+#: Where a record keeps its photo's whole ``Distribution`` while geolocators and grouping use it;
+#: removed before records are written.
+DISTRIBUTION_KEY = "_distribution"
 
 #: Where a guess comes from (``Guess.source``): a head's name, ``exif``, ``clip``, or ``ocr:...``.
 EVIDENCE_SOURCES = ("exif", "clip", "ocr:gazetteer", "ocr:hints", "ocr:script")
@@ -52,6 +59,18 @@ class CountryAgreement(TypedDict):
     location_country: Optional[str]
     country_head: str
     agree: bool
+
+
+@dataclass
+class Distribution:
+    """A photo's probabilities over a model's fixed support (points, their countries and cell ids),
+    as a head states them (``Head.distributions``); evidence and grouping act on these."""
+
+    source: str
+    points: np.ndarray
+    probs: np.ndarray
+    codes: list | None  # None: not looked up (the group record then ranks no countries)
+    cells: list | None = None
 
 
 class Scene(TypedDict):

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 
 from geocli.config import TrainConfig
-from geocli.embedding_cache import cacheable, training_view
+from geocli.model import GeoModel, cacheable, training_view
 from geocli.report.console import log as default_log
 from geocli.report.progress import step_bar
 from geocli.runtime import mixed_precision, to_device
@@ -118,7 +118,6 @@ class Trainer:
         self.runner = self._wrap()
 
     def _build_model(self, state):
-        from geocli.model import GeoModel
         from geocli.checkpoint import load_checkpoint
 
         if state is not None:  # the folder, or the twin a kill mid-save left
