@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from geocli.datasets import load_dataset
-    from geocli import embedding_cache as C
+    from geocli.store import embedding_cache as C
     from geocli.training.loaders import vector_encoder
     from geocli.model import build_branch_module
     from geocli.config import BranchConfig

@@ -42,7 +42,7 @@ def build_checkpoint(folder: Path, branches: list[str]) -> Path:
     import numpy as np
 
     from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
-    from geocli.checkpoint import save_checkpoint
+    from geocli.store.checkpoint import save_checkpoint
     from geocli.model import GeoModel
     from geocli.geo.cells import GeocellHierarchy, PartitionSpec
 

@@ -41,7 +41,7 @@ def check(name: str, images) -> None:
     from geocli.branches import RGBBranch
     from geocli.branches.packaged import packaged_weights
     from geocli.branches.rgb import load_into
-    from geocli.hub import load_weights_file
+    from geocli.weights.hub import load_weights_file
 
     spec = packaged_weights(name)
     ours = RGBBranch(model=name, pretrained=True, keep_head=True).eval()

@@ -13,7 +13,7 @@ from geocli.cli.main import cli
 from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_RGB_MODEL, TrainConfig, fold_branch_settings
 from geocli.errors import UsageError
 from geocli.training.model_config import branch_config
-from geocli.training.run_folder import load_run_state
+from geocli.store.run_folder import load_run_state
 
 
 def test_flat_keys_are_the_branch_settings_spelt_flat():

@@ -9,7 +9,7 @@ import torch
 
 import fusion_helpers as H
 from geocli.config import HeadConfig, ModelConfig
-from geocli.checkpoint import load_checkpoint, save_checkpoint
+from geocli.store.checkpoint import load_checkpoint, save_checkpoint
 from geocli.errors import GeocliError, UsageError
 from geocli.model import GeoModel
 

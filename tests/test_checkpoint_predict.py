@@ -14,7 +14,7 @@ import train_helpers as T
 from geocli import load_model
 from geocli.branches.base import Preprocess
 from geocli.cli.main import cli
-from geocli.checkpoint import load_checkpoint
+from geocli.store.checkpoint import load_checkpoint
 from geocli.training.trainer import train
 from geocli.images import open_image
 
@@ -195,7 +195,7 @@ def _draw_sign(path, text: str) -> None:
 
 def test_embedding_only_checkpoints_say_they_cannot_predict_from_photos(tmp_path, capsys):
     from geocli.config import BranchConfig, HeadConfig, LabelSpaces, ModelConfig
-    from geocli.checkpoint import save_checkpoint
+    from geocli.store.checkpoint import save_checkpoint
     from geocli.model import GeoModel
 
     config = ModelConfig(branches=[BranchConfig("clip", input="embedding", embed_dim=8)],

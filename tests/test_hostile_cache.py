@@ -16,7 +16,7 @@ from PIL import Image
 
 import hostile_corpus as H
 import train_helpers as T
-from geocli import embedding_cache as C
+from geocli.store import embedding_cache as C
 from geocli.images import load_image
 
 

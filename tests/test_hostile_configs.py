@@ -11,7 +11,7 @@ import pytest
 
 import hostile_corpus as H
 import train_helpers as T
-from geocli.checkpoint import load_checkpoint
+from geocli.store.checkpoint import load_checkpoint
 from geocli.errors import GeocliError, UsageError
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import hostile_corpus as H
 import train_helpers as T
-from geocli.checkpoint import load_checkpoint
+from geocli.store.checkpoint import load_checkpoint
 from geocli.errors import GeocliError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -211,7 +211,7 @@ def test_sigkill_during_train_then_resume_finishes(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    from geocli.training.run_folder import load_run_state
+    from geocli.store.run_folder import load_run_state
 
     saved = load_run_state(cfg.out)["epoch"]  # the last complete save, wherever the kill landed
     assert 3 <= saved < 12

@@ -16,8 +16,8 @@ import pytest
 import hostile_corpus as H
 import train_helpers as T
 from geocli.errors import GeocliError
-from geocli.owned_folder import MARKER
-from geocli.training.run_folder import load_run_state
+from geocli.store.owned_folder import MARKER
+from geocli.store.run_folder import load_run_state
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +167,7 @@ def test_a_second_training_into_one_out_is_refused_while_the_first_holds_it(tmp_
 
 def test_a_stale_lock_from_a_killed_run_does_not_block(tmp_path):
     """A lock file left by a process that died (SIGKILL: no cleanup) holds no flock: taken over."""
-    from geocli.training.run_lock import RunLock
+    from geocli.store.run_lock import RunLock
 
     lock = tmp_path / ".run.lock"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -184,7 +184,7 @@ def test_stale_detection_without_flock(tmp_path, monkeypatch):
     """On file systems without flock the record decides: a dead pid here is stale, another host's is not."""
     import socket
 
-    from geocli.training import run_lock
+    from geocli.store import run_lock
 
     monkeypatch.setattr(run_lock, "fcntl", None)
     lock = tmp_path / ".run.lock"
@@ -198,7 +198,7 @@ def test_stale_detection_without_flock(tmp_path, monkeypatch):
 
 def test_a_folder_replaced_while_training_is_not_deleted(trained_run, tmp_path):
     """Between the start check and a save the user puts their own folder at OUT: the save refuses."""
-    from geocli.checkpoint import load_checkpoint, save_checkpoint
+    from geocli.store.checkpoint import load_checkpoint, save_checkpoint
 
     model = load_checkpoint(trained_run)
     target = tmp_path / "ckpt"
@@ -213,8 +213,8 @@ def test_a_folder_replaced_while_training_is_not_deleted(trained_run, tmp_path):
 
 
 def test_a_file_dropped_into_the_old_folder_during_the_swap_survives(trained_run, tmp_path, monkeypatch):
-    from geocli import owned_folder
-    from geocli.checkpoint import load_checkpoint, save_checkpoint
+    from geocli.store import owned_folder
+    from geocli.store.checkpoint import load_checkpoint, save_checkpoint
 
     model = load_checkpoint(trained_run)
     target = tmp_path / "ckpt"

@@ -136,7 +136,7 @@ def test_non_utf8_file_names_are_written_not_crashed_on(tmp_path, fmt, monkeypat
 
 def test_a_wrongly_sized_weights_file_is_one_line(tmp_path):
     from geocli.errors import GeocliError
-    from geocli.hub import load_state, load_weights_file
+    from geocli.weights.hub import load_state, load_weights_file
 
     net = torch.nn.Sequential(torch.nn.Linear(4, 3))
     wrong = tmp_path / "wrong.safetensors"

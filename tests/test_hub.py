@@ -1,4 +1,4 @@
-"""Offline detection, weight-file loading and hub-error translation (geocli/hub.py)."""
+"""Offline detection, weight-file loading and hub-error translation (geocli/weights/hub.py)."""
 from __future__ import annotations
 
 import time
@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from geocli import hub
+from geocli.weights import hub
 from geocli.errors import GeocliError, WeightsNotFoundError
 
 

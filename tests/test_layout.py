@@ -1,5 +1,5 @@
 """The package's shape: no import circle between geocli's modules (imports at module level and
-inside functions alike)."""
+inside functions alike), and no folder of more than 12 modules."""
 from __future__ import annotations
 
 import ast
@@ -8,6 +8,7 @@ from pathlib import Path
 import geocli
 
 PACKAGE = Path(geocli.__file__).resolve().parent
+MAX_MODULES = 12
 
 
 def _modules() -> dict[str, Path]:
@@ -101,3 +102,12 @@ def test_the_circle_finder_finds_circles():
     edges = import_graph()
     assert "geocli.training.callbacks" in edges["geocli.training.trainer"]  # real imports are seen
     assert "geocli.datasets.shards" in edges["geocli.datasets.shard_writer"]
+
+
+def test_no_folder_holds_more_than_twelve_modules():
+    crowded = {}
+    for folder in [PACKAGE, *[p for p in PACKAGE.rglob("*") if p.is_dir() and p.name != "__pycache__"]]:
+        count = len(list(folder.glob("*.py")))
+        if count > MAX_MODULES:
+            crowded[str(folder.relative_to(PACKAGE.parent))] = count
+    assert crowded == {}, f"folders with more than {MAX_MODULES} modules (__init__ counted): {crowded}"

@@ -62,7 +62,7 @@ def test_no_text_vector_trains_from_the_cache_at_the_head_learning_rate(tmp_path
 
     monkeypatch.setattr(train_engine.Trainer, "_train_epoch", copy_then_train)
     train(cfg, progress=False)
-    from geocli.checkpoint import load_checkpoint
+    from geocli.store.checkpoint import load_checkpoint
 
     trained = load_checkpoint(cfg.out).branches["ocr"].no_text
     assert not torch.allclose(trained, before["no_text"])
@@ -95,7 +95,7 @@ def test_a_seg_branch_on_its_own_trains(tmp_path, monkeypatch):
 
     monkeypatch.setattr(train_engine.Trainer, "_train_epoch", copy_then_train)
     train(cfg, progress=False)
-    from geocli.checkpoint import load_checkpoint
+    from geocli.store.checkpoint import load_checkpoint
 
     assert not torch.equal(load_checkpoint(cfg.out).state_dict()[key], before[key])
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 import train_helpers as T
 from geocli.branches.base import Preprocess
 from geocli.cli.main import cli
-from geocli.checkpoint import REFERENCES_FILE, load_checkpoint
+from geocli.store.checkpoint import REFERENCES_FILE, load_checkpoint
 from geocli.training.recipes import available_recipes, load_recipe
 from geocli.images import open_image
 from geocli.ocr.base import OCR_ENGINES, OCREngine, make_box

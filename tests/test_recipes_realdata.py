@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from geocli.cli.main import cli
-from geocli.checkpoint import load_checkpoint
+from geocli.store.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.realdata
 LITE0 = "tf_efficientnet_lite0.in1k"

@@ -38,7 +38,7 @@ def keys_of(stream) -> list[str]:
 
 
 def test_stream_decodes_samples_and_keys_them_like_the_embedding_cache_keys_files(tmp_path):
-    from geocli.embedding_cache import content_hash
+    from geocli.store.embedding_cache import content_hash
 
     write_set(tmp_path / "s", 5, 2)
     samples = list(ShardStream(str(tmp_path / "s"), shuffle_buffer=0))

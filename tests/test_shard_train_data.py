@@ -77,7 +77,7 @@ def test_a_photo_that_cannot_be_decoded_is_a_record_and_the_rest_stream_on(tmp_p
 
 
 def test_the_cache_filled_from_a_shards_bytes_is_found_by_the_file_with_those_bytes(tmp_path, shards):
-    from geocli.embedding_cache import EmbeddingCache, cached_embeddings, fill_from_bytes
+    from geocli.store.embedding_cache import EmbeddingCache, cached_embeddings, fill_from_bytes
 
     _, folder = shards
     samples = list(ShardStream(str(folder), shuffle_buffer=0, decode=False))[:5]

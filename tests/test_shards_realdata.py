@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from geocli.cli.main import cli
-from geocli.embedding_cache import content_hash
+from geocli.store.embedding_cache import content_hash
 
 pytestmark = pytest.mark.realdata
 

@@ -8,7 +8,7 @@ import sys
 
 from PIL import Image
 
-from geocli.weights import OPEN_CLIP_HUB, TIMM_DEFAULT_TAGS, timm_hub_id
+from geocli.weights.availability import OPEN_CLIP_HUB, TIMM_DEFAULT_TAGS, timm_hub_id
 
 HEAVY = ("torch", "timm", "open_clip", "sentence_transformers", "rapidocr_onnxruntime")
 

@@ -14,12 +14,12 @@ from geocli.branches.base import Preprocess
 from geocli.cli.main import cli
 from geocli.training import loaders
 from geocli.training import trainer as train_engine
-from geocli.checkpoint import load_checkpoint, read_checkpoint_config
+from geocli.store.checkpoint import load_checkpoint, read_checkpoint_config
 from geocli.training.trainer import train
 from geocli.datasets.splits import choose_split
 from geocli.geo.cells import cell_specs
 from geocli.training.data import load_splits
-from geocli.training.run_folder import load_run_state
+from geocli.store.run_folder import load_run_state
 from geocli.images import open_image
 
 
@@ -185,7 +185,7 @@ def test_scene_head_is_left_out_without_scene_labels(tmp_path):
 
 
 def test_best_epoch_is_kept_beside_the_run(tmp_path):
-    from geocli.training.run_folder import best_folder
+    from geocli.store.run_folder import best_folder
     from geocli.training.callbacks import best_score
 
     cfg = T.tiny_config(tmp_path, epochs=4, lr=5e-2)

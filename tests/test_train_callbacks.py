@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 import train_helpers as T
 from geocli.errors import GeocliError, UsageError
 from geocli.training.callbacks import BestCheckpoint, Callback
-from geocli.training.run_folder import best_folder
+from geocli.store.run_folder import best_folder
 from geocli.training.trainer import train
 
 

@@ -10,7 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 import train_helpers as T
-from geocli.checkpoint import load_checkpoint
+from geocli.store.checkpoint import load_checkpoint
 from geocli.training.trainer import train
 
 

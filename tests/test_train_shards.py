@@ -21,7 +21,7 @@ import train_helpers as T
 from geocli.cli.main import cli
 from geocli.errors import UsageError
 from geocli.training.callbacks import Callback
-from geocli.training.run_folder import load_run_state
+from geocli.store.run_folder import load_run_state
 from geocli.training.trainer import train
 
 

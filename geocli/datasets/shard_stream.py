@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from geocli.embedding_cache import bytes_hash
+from geocli.store.embedding_cache import bytes_hash
 from geocli.datasets.shards import in_validation, raw_samples, sample_meta, shard_paths, shards_for, shuffled
 
 SPLITS = ("all", "train", "val")

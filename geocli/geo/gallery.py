@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from geocli.errors import WeightsNotFoundError
-from geocli.weights import geoclip_dir
+from geocli.weights.availability import geoclip_dir
 from geocli.geo.distance import validate_coordinates
 
 GEOCLIP_SIGMAS = (2**0, 2**4, 2**8)
@@ -148,8 +148,8 @@ class GPSGallery(nn.Module):
         return self._cache
 
     def _cache_path(self, encoder: nn.Module) -> Path:
-        from geocli.embedding_cache import parameters_hash
-        from geocli.hub import cache_dir, digest
+        from geocli.store.embedding_cache import parameters_hash
+        from geocli.weights.hub import cache_dir, digest
 
         return cache_dir("gallery") / f"embeddings-{digest(parameters_hash(encoder), self.coords_key())}.safetensors"
 
@@ -199,7 +199,7 @@ def gallery_countries(coords: np.ndarray, key: str) -> list[str | None]:
     import json
 
     from geocli.geo.countries import country_codes_at
-    from geocli.hub import cache_dir
+    from geocli.weights.hub import cache_dir
 
     path = cache_dir("gallery") / f"countries-{key}.json"
     if path.is_file():

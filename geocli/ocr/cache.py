@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence
 
 from PIL import Image
 
-from geocli.hub import cache_dir, digest
+from geocli.weights.hub import cache_dir, digest
 from geocli.ocr.base import TextBox
 
 OCR_CACHE_VERSION = 2  # 2: rewritten model graphs, 5 px boxes, 2.5x detection upscale

@@ -13,8 +13,8 @@ from typing import Iterator, Sequence
 import torch
 
 from geocli.errors import GeocliError
-from geocli.hub import fetch, offline_mode
-from geocli.packaged_weights import PACKAGED_MINILM, packaged_minilm_dir  # noqa: F401 (re-exported)
+from geocli.weights.hub import fetch, offline_mode
+from geocli.weights.packaged import PACKAGED_MINILM, packaged_minilm_dir  # noqa: F401 (re-exported)
 
 def _resolve(model: str | None) -> tuple[str, bool]:
     """(what to load, is it a local folder). None / the MiniLM names mean the packaged copy when present."""

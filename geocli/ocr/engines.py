@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from geocli.errors import MissingDependencyError, WeightsNotFoundError, require
-from geocli.hub import fetch
+from geocli.weights.hub import fetch
 from geocli.ocr.base import MIN_BOX_HEIGHT, MIN_CONFIDENCE, OCR_ENGINES, OCREngine, TextBox, make_box
 from geocli.ocr.onnx_runtime import gpu_ocr_available, wants_cuda
 

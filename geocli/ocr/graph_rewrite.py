@@ -263,7 +263,7 @@ def rewritten_model(path: str | os.PathLike, cache: Path | None = None) -> str:
     ``onnx`` package is missing or the cache folder cannot be written."""
     source = Path(path)
     try:
-        from geocli.hub import cache_dir
+        from geocli.weights.hub import cache_dir
 
         folder = cache or cache_dir("ocr-models", create=False)
         key = hashlib.blake2b(source.read_bytes() + f"rewrite-{REWRITE_VERSION}".encode(), digest_size=12).hexdigest()

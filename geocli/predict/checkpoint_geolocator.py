@@ -164,7 +164,7 @@ class CheckpointGeolocator(ModelGeolocator):
                  trust_exif: bool = False, tta: str | None = KEEP_CHECKPOINT_TTA, cache: bool = True,
                  cache_dir: str | None = None, ocr_engine: str | None = None, evidence: bool = True,
                  precision: str = "auto", **fixed) -> None:
-        from geocli.checkpoint import load_checkpoint
+        from geocli.store.checkpoint import load_checkpoint
 
         self.folder = Path(folder)
         self.notices = [f"--{k.replace('_', '-')} is ignored with a checkpoint model (its branches are fixed)"

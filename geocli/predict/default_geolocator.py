@@ -177,12 +177,12 @@ def _short(exc: Exception) -> str:
 
 def _missing_offline(model: str, pretrained: str | None) -> str | None:
     """Why a hub tag cannot load, decided without building the model: offline and not cached."""
-    from geocli.hub import is_offline
+    from geocli.weights.hub import is_offline
 
     if not pretrained or not is_offline():
         return None
     try:
-        from geocli.weights import open_clip_weights
+        from geocli.weights.availability import open_clip_weights
 
         status = open_clip_weights(model, pretrained)
     except Exception:  # availability is advisory; loading will tell

@@ -53,10 +53,10 @@ def geoclip_geolocator(clip_weights: str | None = None, device: str | None = Non
 
 def geoclip_weights():
     """Whether GeoCLIP's image side is here (the ``geoclip`` wheel's parts are checked too)."""
-    from geocli.weights import WeightsStatus, hf_model_weights
+    from geocli.weights.availability import WeightsStatus, hf_model_weights
 
     try:
-        from geocli.weights import geoclip_dir
+        from geocli.weights.availability import geoclip_dir
 
         geoclip_dir()
     except Exception as exc:  # not installed: say so instead of the CLIP status

@@ -19,7 +19,7 @@ from PIL import Image
 
 from geocli.branches.base import Preprocess
 from geocli.errors import UsageError
-from geocli.embedding_cache import EmbeddingCache, branch_cache, image_embeddings
+from geocli.store.embedding_cache import EmbeddingCache, branch_cache, image_embeddings
 from geocli.images import content_key
 from geocli.runtime import encoder_precision
 

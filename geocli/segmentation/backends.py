@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from geocli.errors import GeocliError, UsageError, WeightsNotFoundError, require
-from geocli.hub import fetch, is_offline, load_state, load_weights_file, offline_mode, torch_hub_file
+from geocli.weights.hub import fetch, is_offline, load_state, load_weights_file, offline_mode, torch_hub_file
 from geocli.segmentation.base import SEGMENTERS, Segmenter
 from geocli.segmentation.classes import get_label_space
 from geocli.segmentation.render import load_index_map

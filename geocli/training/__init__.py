@@ -1,2 +1,2 @@
-"""Training: the trainer, its data and label spaces, optimiser and loss, scoring, run folders,
-distributed launch and recipes."""
+"""Training: the trainer and its callbacks, loaders, data and label spaces, optimiser and loss,
+scoring, retrieval references, distributed launch and recipes (run folders: ``geocli.store``)."""

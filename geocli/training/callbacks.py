@@ -87,7 +87,7 @@ def default_callbacks(trainer, user: Sequence[Callback] = ()) -> Callbacks:
     user's callback adds to the epoch row is saved in the history and can be monitored. A
     ``BestCheckpoint`` among ``user``'s takes the place of the default one (val median km, else
     val loss, into ``OUT-best``)."""
-    from geocli.training.retrieval import reference_head
+    from geocli.training.scoring import reference_head
 
     first: list[Callback] = [DivergenceCheck()]
     if reference_head(trainer.model) is not None:
@@ -117,7 +117,7 @@ class ReferenceRefresh(Callback):
     reference index they search (on every process) before the epoch is scored."""
 
     def before_validation(self, trainer, epoch: int) -> None:
-        from geocli.training.retrieval import refresh_references
+        from geocli.training.scoring import refresh_references
 
         train = trainer.train_m
         trainer.references = refresh_references(trainer.view, trainer.loaders.train_eval, train.lat, train.lon,
@@ -138,7 +138,7 @@ class SaveRun(Callback):
     written on Ctrl-C; weights that are no longer finite are never saved over it."""
 
     def on_epoch_end(self, trainer, epoch: int, row: dict) -> None:
-        from geocli.training.run_folder import remove_leftovers
+        from geocli.store.run_folder import remove_leftovers
 
         self.save(trainer)
         if trainer.world.is_main:
@@ -151,7 +151,7 @@ class SaveRun(Callback):
 
     def save(self, trainer, interrupted: bool = False) -> bool:
         """Write the run folder (rank 0, once the model and optimiser exist); whether it did."""
-        from geocli.training.run_folder import save_run
+        from geocli.store.run_folder import save_run
 
         if trainer.model is None or trainer.optimizer is None or not trainer.world.is_main:
             return False
@@ -200,7 +200,7 @@ class BestCheckpoint(Callback):
             raise UsageError("BestCheckpoint monitor names a key of the epoch row, such as 'val.median_km'")
         self.mode, self.folder = mode, folder
         if folder is not None:  # before any work (OUT-best is checked with OUT); saving checks again
-            from geocli.owned_folder import check_replaceable
+            from geocli.store.owned_folder import check_replaceable
 
             check_replaceable(Path(folder))
         self.best: float | None = None
@@ -218,7 +218,7 @@ class BestCheckpoint(Callback):
         return than is None or (value < than if self.mode == "min" else value > than)
 
     def target(self, trainer) -> Path:
-        from geocli.training.run_folder import best_folder
+        from geocli.store.run_folder import best_folder
 
         return Path(self.folder) if self.folder is not None else best_folder(trainer.cfg.out)
 
@@ -237,7 +237,7 @@ class BestCheckpoint(Callback):
             return
         target = self.target(trainer)
         if trainer.resume is None and epoch == 1 and target.is_dir():
-            from geocli.owned_folder import remove_own
+            from geocli.store.owned_folder import remove_own
 
             remove_own(target)  # a fresh run (--force over an earlier one) leaves no earlier best behind
         found = self.value(row)
@@ -246,7 +246,7 @@ class BestCheckpoint(Callback):
             return
         if not self.better(found[1], self.best):
             return
-        from geocli.checkpoint import save_checkpoint
+        from geocli.store.checkpoint import save_checkpoint
 
         self.best = found[1]
         best = {"monitor": found[0], "mode": self.mode, "value": found[1]}

@@ -18,7 +18,7 @@ import torch
 from geocli.config import TrainConfig
 from geocli.datasets import Manifest
 from geocli.datasets.samplers import EvalShard, PlaceBatchSampler, ShardedSampler, class_balanced_weights
-from geocli.embedding_cache import branch_cache, cached_embeddings, content_hash
+from geocli.store.embedding_cache import branch_cache, cached_embeddings, content_hash
 from geocli.model import caches_tokens
 from geocli.report.progress import step_bar
 from geocli.training.data import TrainDataset, balance_labels, render_label_maps, train_transform

@@ -1,5 +1,7 @@
 """Optimiser and learning-rate schedule of a run: differential learning rates (new layers at
-``lr``, pretrained encoders at ``lr * backbone_lr_scale``), AdamW or SGD, cosine / step / plateau."""
+``lr``, pretrained encoders at ``lr * backbone_lr_scale``), AdamW or SGD, cosine / step / plateau;
+and the loss's class weights, 1/frequency of each head's classes (``--class-weights
+inverse-frequency``; the loss itself is ``GeoModel.loss``)."""
 from __future__ import annotations
 
 import torch
@@ -58,3 +60,13 @@ def step_scheduler(scheduler, val_loss: float | None) -> None:
             scheduler.step(val_loss)
     else:
         scheduler.step()
+
+
+def class_weights(model, targets: dict, device) -> dict[str, torch.Tensor]:
+    """1/frequency loss weights (the ViT+CLIP thesis) for the classes of every head that has them
+    (country; each geocell partition), keyed as ``Head.class_counts`` names them."""
+    from geocli.datasets.splits import inverse_frequency_class_weights
+
+    counts = {key: value for head in model.heads.values() for key, value in head.class_counts(targets).items()}
+    return {key: torch.as_tensor(inverse_frequency_class_weights(idx, n), dtype=torch.float32, device=device)
+            for key, (idx, n) in counts.items()}

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from geocli.datasets.shard_stream import ShardStream
-from geocli.embedding_cache import fill_from_bytes
+from geocli.store.embedding_cache import fill_from_bytes
 from geocli.errors import GeocliError
 from geocli.report.terminal import printable
 from geocli.training.distributed import World, barrier, gather_lists
@@ -92,7 +92,7 @@ class StreamLoader:
         return batch if keys else None
 
     def _attach(self, batch: dict, name: str, rows: dict, keys: list[str]) -> None:
-        from geocli.embedding_cache import stack_rows
+        from geocli.store.embedding_cache import stack_rows
 
         if name in self.readers:  # the branch reads its cache row itself (Branch.runs_on_cache)
             from torch.utils.data import default_collate

@@ -23,15 +23,14 @@ from geocli.report.console import log as default_log
 from geocli.report.progress import step_bar
 from geocli.runtime import mixed_precision, to_device
 from geocli.training import scoring
+from geocli.training.scoring import chance_recall, reference_head
 from geocli.training.callbacks import Callback, TrainingDiverged, default_callbacks
 from geocli.training.data import build_label_spaces, load_splits, manifest_targets, place_ids, trainable_heads
 from geocli.training.distributed import init_distributed, mean_over_ranks
 from geocli.training.loaders import LoaderBuilder, Loaders, Split
-from geocli.training.loss import class_weights
 from geocli.training.model_config import build_model_config
-from geocli.training.optim import build_optimizer, build_scheduler, step_scheduler
-from geocli.training.retrieval import chance_recall, reference_head
-from geocli.training.run_folder import claim_out, find_run_folder, load_run_state
+from geocli.training.optim import build_optimizer, build_scheduler, class_weights, step_scheduler
+from geocli.store.run_folder import claim_out, find_run_folder, load_run_state
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "resume_settings", "train"]
 
@@ -118,7 +117,7 @@ class Trainer:
         self.runner = self._wrap()
 
     def _build_model(self, state):
-        from geocli.checkpoint import load_checkpoint
+        from geocli.store.checkpoint import load_checkpoint
 
         if state is not None:  # the folder, or the twin a kill mid-save left
             return load_checkpoint(find_run_folder(self.resume), device=str(self.device)).train()
@@ -171,7 +170,7 @@ class Trainer:
         """The run folder's lock, held by the process that writes it (rank 0)."""
         from contextlib import nullcontext
 
-        from geocli.training.run_lock import RunLock
+        from geocli.store.run_lock import RunLock
 
         return RunLock(self.cfg.out) if self.world.is_main else nullcontext()
 

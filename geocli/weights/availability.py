@@ -39,7 +39,7 @@ def _hf_cached(repo_id: str, filenames: tuple[str, ...]) -> str | None:
 
 def timm_weights(name: str) -> WeightsStatus:
     """timm backbone ``name`` (with tag): packaged in a pip package, in the HF cache, or missing."""
-    from geocli.packaged_weights import packaged_weights
+    from geocli.weights.packaged import packaged_weights
 
     packaged = packaged_weights(name)
     if packaged is not None:
@@ -76,7 +76,7 @@ def hf_model_weights(repo_id: str) -> WeightsStatus:
 
 def text_model_weights(name: str | None) -> WeightsStatus:
     """The OCR branch's sentence-transformers model: the packaged MiniLM, a folder, or the hub."""
-    from geocli.packaged_weights import PACKAGED_MINILM, packaged_minilm_dir
+    from geocli.weights.packaged import PACKAGED_MINILM, packaged_minilm_dir
 
     local = packaged_minilm_dir()
     if name in (None, PACKAGED_MINILM) and local is not None:

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 from PIL import Image
 
-from geocli.hub import cache_dir, digest, file_fingerprint
+from geocli.weights.hub import cache_dir, digest, file_fingerprint
 from geocli.images import content_key, load_image
 
 Encode = Callable[[list[Image.Image]], tuple]

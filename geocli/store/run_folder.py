@@ -8,7 +8,7 @@ a kill at any moment leaves the previous complete folder (or, for a split second
 twin beside it, which ``find_run_folder`` also accepts).
 
 A run writes only where it may (``claim_out``, before any work): a missing or empty folder, or,
-with ``force`` or when resuming, a folder geocli made (``geocli.owned_folder``); the same for
+with ``force`` or when resuming, a folder geocli made (``geocli.store.owned_folder``); the same for
 ``OUT-best``. ``RunLock`` keeps a second training out of the folder meanwhile.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from geocli.errors import GeocliError, UsageError
-from geocli.checkpoint import checkpoint_folder, unreadable_as_error, write_checkpoint_files
-from geocli.owned_folder import RUN_STATE_NAMES, has_content, remove_own, replace_problem, saving, swap_in
+from geocli.store.checkpoint import checkpoint_folder, unreadable_as_error, write_checkpoint_files
+from geocli.store.owned_folder import RUN_STATE_NAMES, has_content, remove_own, replace_problem, saving, swap_in
 from geocli.report.json_out import loads_strict
 
 STATE_JSON, STATE_TENSORS = RUN_STATE_NAMES

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from geocli.config import ModelConfig
 from geocli.errors import GeocliError
-from geocli.owned_folder import check_replaceable, saving, swap_in, write_marker
+from geocli.store.owned_folder import check_replaceable, saving, swap_in, write_marker
 from geocli.report.json_out import loads_strict, strict_json
 
 CONFIG_FILE = "config.json"
@@ -34,7 +34,7 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 def save_checkpoint(model, directory, extra: dict | None = None) -> Path:
     """Write ``model`` (a ``GeoModel``) to the folder ``directory``, replacing it atomically
-    (an existing folder only when geocli made it: ``geocli.owned_folder``)."""
+    (an existing folder only when geocli made it: ``geocli.store.owned_folder``)."""
     target = Path(directory)
     check_replaceable(target)  # before any work; swap_in checks again at the end
     with saving(target):
@@ -74,7 +74,7 @@ def read_checkpoint_config(directory) -> dict:
 
 def read_model_config(directory) -> ModelConfig:
     """The checkpoint's ``ModelConfig``, its types, bounds and options checked (one-line errors)."""
-    from geocli.checkpoint_checks import check_checkpoint_config
+    from geocli.store.checkpoint_checks import check_checkpoint_config
 
     folder = checkpoint_folder(directory)
     where = f"{folder / CONFIG_FILE}: model"
@@ -87,9 +87,9 @@ def load_checkpoint(directory, device: str = "cpu"):
     """Rebuild the ``GeoModel`` saved in ``directory`` (eval mode, on ``device``)."""
     from safetensors.torch import load_model
 
-    from geocli.checkpoint_checks import check_weight_shapes
+    from geocli.store.checkpoint_checks import check_weight_shapes
     from geocli.model import GeoModel
-    from geocli.hub import offline_mode
+    from geocli.weights.hub import offline_mode
 
     folder = checkpoint_folder(directory)
     config = read_model_config(folder)
