@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 import train_helpers as T
 from geocli.errors import GeocliError, UsageError
 from geocli.training.callbacks import BestCheckpoint, Callback
-from geocli.store.run_folder import best_folder
+from geocli.store.run_folder import best_folder, load_run_state
 from geocli.training.trainer import train
 
 
@@ -66,6 +66,30 @@ def test_a_user_callback_gets_every_hook_with_its_epoch_and_row(tmp_path):
     assert all(c[3] for c in middle if c[0] == "epoch_end")  # the row is the last of the history
     assert recorder.calls[-1] == ("end", result)
     assert recorder.steps >= 2 and recorder.batches == {0: recorder.steps, 1: recorder.steps}  # every batch's loss
+
+
+class StopAfter(Recorder):
+    """Presses Ctrl-C when epoch ``epoch`` ends, and writes down the interrupt."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.stop = epoch
+
+    def on_epoch_end(self, trainer, epoch, row):
+        if epoch == self.stop:
+            raise KeyboardInterrupt
+
+    def on_interrupt(self, trainer):
+        self.calls.append(("interrupt", trainer.epoch))
+
+
+def test_an_interrupt_reaches_the_callbacks_and_the_run_is_saved(tmp_path):
+    stopper = StopAfter(2)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tmp_path, epochs=3), progress=False, callbacks=[stopper])
+    assert stopper.calls[-1] == ("interrupt", 2) and not any(c[0] == "end" for c in stopper.calls)
+    state = load_run_state(tmp_path / "run")
+    assert state["epoch"] == 2 and state["interrupted"] is True and len(state["history"]) == 2
 
 
 def test_a_resumed_run_calls_back_from_the_epoch_after_the_saved_one(tmp_path):

@@ -183,3 +183,17 @@ def test_default_geocell_head_uses_haversine_smoothing_and_paper_recipes_keep_pl
     assert TrainConfig(data="", out="", tau_km=None).tau_km is None
     with pytest.raises(Exception, match="tau_km"):
         TrainConfig(data="", out="", tau_km=-1.0)
+
+
+def test_class_balanced_sampling_equalises_the_first_location_heads_classes(tmp_path):
+    import train_helpers as T
+    from geocli.training.data import balance_labels
+    from geocli.training.trainer import train
+
+    targets = {"gps": np.zeros((4, 2), np.float32), "country": np.array([0, 0, 1, -1]),
+               "cells": {"coarse": np.array([0, 0, 0, 1]), "fine": np.array([3, 2, 1, 0])}, "scene": np.array([1, 1, 1, 0])}
+    assert balance_labels(targets, ["country", "geocell", "scene"]).tolist() == [3, 2, 1, 0]  # finest cell first
+    assert balance_labels(targets, ["scene", "country"]).tolist() == [0, 0, 1, -1]
+    assert balance_labels(targets, ["scene"]).tolist() == [0, 0, 0, 0]  # no place classes: one class
+    seen = train(T.tiny_config(tmp_path, epochs=1, sampler="class-balanced"), progress=False).seen
+    assert len(seen) >= 32 and len(set(seen)) < len(seen)  # drawn with replacement by weight

@@ -81,6 +81,12 @@ class Head(nn.Module):
         return {}
 
     @classmethod
+    def sample_classes(cls, targets: dict):
+        """Each training photo's class among this head's places (``targets`` as ``targets`` made
+        them), which the class-balanced sampler equalises; None: the head has no such classes."""
+        return None
+
+    @classmethod
     def missing_labels(cls, train) -> str | None:
         """Why the training photos cannot teach this head (it is then left out), or None."""
         return None

@@ -53,6 +53,12 @@ class CellsHead(Head):
         lat, lon = np.asarray(manifest.lat, np.float64), np.asarray(manifest.lon, np.float64)
         return {"cells": labels.hierarchy.assign(lat, lon)} if labels.hierarchy is not None else {}
 
+    @classmethod
+    def sample_classes(cls, targets: dict):
+        """The finest partition's cell of each photo."""
+        cells = targets.get("cells")
+        return np.asarray(list(cells.values())[-1]) if cells else None
+
 
 def cell_targets(batch: dict, hierarchy, name: str, device) -> torch.Tensor | None:
     """Cell index per sample in partition ``name``: from batch["cells"], else assigned from "gps"."""
@@ -121,6 +127,10 @@ class CountryHead(ClassifierHead):
         if not labels.countries:
             return {}
         return {"country": np.asarray(labels.country_index(manifest_countries(manifest)), np.int64)}
+
+    @classmethod
+    def sample_classes(cls, targets: dict):
+        return np.asarray(targets["country"]) if "country" in targets else None
 
     def class_counts(self, targets: dict) -> dict[str, tuple]:
         if self.target_key not in targets:

@@ -77,12 +77,18 @@ def manifest_targets(labels: LabelSpaces, manifest: Manifest, heads: list[str]) 
     return out
 
 
-def balance_labels(targets: dict) -> np.ndarray:
-    """The class the class-balanced sampler equalises: finest geocell, else country, else none."""
-    if "cells" in targets:
-        return np.asarray(list(targets["cells"].values())[-1])
-    if "country" in targets:
-        return np.asarray(targets["country"])
+def balance_labels(targets: dict, heads: list[str]) -> np.ndarray:
+    """The class the class-balanced sampler equalises: that of the first location head (by
+    ``Head.location_priority``: finest geocell before country) with classes of places
+    (``Head.sample_classes``), else one class for all."""
+    from geocli.heads import HEADS
+
+    located = sorted((HEADS.get(h) for h in heads if HEADS.get(h).location_priority is not None),
+                     key=lambda cls: cls.location_priority)
+    for cls in located:
+        classes = cls.sample_classes(targets)
+        if classes is not None:
+            return classes
     return np.zeros(len(targets["gps"]), np.int64)
 
 

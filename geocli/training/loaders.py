@@ -115,7 +115,8 @@ class LoaderBuilder:
                                      self.world.rank, self.world.size, cfg.seed)
         weights = None
         if cfg.sampler == "class-balanced":
-            weights = class_balanced_weights(balance_labels(train.targets))
+            heads = [h.name for h in self.model.config.heads]
+            weights = class_balanced_weights(balance_labels(train.targets, heads))
         return ShardedSampler(n, weights, self.world.rank, self.world.size, cfg.seed)
 
     def label_maps(self, name: str, paths: list[str]) -> dict:
