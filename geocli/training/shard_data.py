@@ -132,13 +132,15 @@ class ShardBatches(torch.utils.data.IterableDataset):
 
 def to_batch(targets: dict) -> dict:
     """NumPy targets (``manifest_targets``) as the tensors ``TrainDataset`` batches carry."""
-    out = {"gps": torch.as_tensor(targets["gps"])}
-    for key in ("country", "scene", "place"):
-        if key in targets:
-            out[key] = torch.as_tensor(np.asarray(targets[key], np.int64))
-    if "cells" in targets:
-        out["cells"] = {n: torch.as_tensor(np.asarray(v, np.int64)) for n, v in targets["cells"].items()}
-    return out
+    return {key: _tensor(values) for key, values in targets.items()}
+
+
+def _tensor(values):
+    """Class indices as int64, coordinates as they are, one tensor per geocell partition."""
+    if isinstance(values, dict):
+        return {name: _tensor(v) for name, v in values.items()}
+    values = np.asarray(values)
+    return torch.as_tensor(values.astype(np.int64) if np.issubdtype(values.dtype, np.integer) else values)
 
 
 @dataclass
