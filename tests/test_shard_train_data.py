@@ -10,7 +10,7 @@ import shard_train_helpers as S
 from geocli.datasets.manifest import read_manifest
 from geocli.datasets.shard_stream import ShardStream
 from geocli.errors import UsageError
-from geocli.training.data import build_label_spaces, manifest_targets
+from geocli.heads.labels import build_label_spaces, manifest_targets
 from geocli.training.shard_data import ShardBatches, shard_splits
 from geocli.training.shard_loader import BadSamples, StreamLoader, take
 
@@ -62,7 +62,7 @@ def test_a_photo_that_cannot_be_decoded_is_a_record_and_the_rest_stream_on(tmp_p
     folder.mkdir()
     bad_key = S.add_broken_shard(folder)
     rows, _, _ = shard_splits(str(folder), str(folder), 0.25, None)  # --val: everything on both sides
-    from geocli.training.data import LabelSpaces
+    from geocli.config import LabelSpaces
 
     batches = list(ShardBatches(ShardStream(rows.paths, shuffle_buffer=0), rows,
                                 lambda m: LabelSpaces().targets(m.lat, m.lon), {"rgb": lambda im: torch.zeros(3)}, 8))

@@ -187,7 +187,7 @@ def test_default_geocell_head_uses_haversine_smoothing_and_paper_recipes_keep_pl
 
 def test_class_balanced_sampling_equalises_the_first_location_heads_classes(tmp_path):
     import train_helpers as T
-    from geocli.training.data import balance_labels
+    from geocli.heads.labels import balance_labels
     from geocli.training.trainer import train
 
     targets = {"gps": np.zeros((4, 2), np.float32), "country": np.array([0, 0, 1, -1]),

@@ -1,4 +1,4 @@
-"""What training feeds on: splits, label spaces built from the training data, targets, samples.
+"""What training feeds on: splits, place ids, samples (label spaces and targets: heads.labels).
 
 Validation never mixes views of one place across the split: the default is a group split when the
 manifest has location ids (``location_id`` / ``sequence``), else spatial K-means clusters.
@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from geocli.config import LabelSpaces, TrainConfig
+from geocli.config import TrainConfig
 from geocli.datasets import Manifest, check_images, load_dataset
 from geocli.datasets.splits import choose_split, has_groups, split_manifest
 from geocli.errors import UsageError
@@ -37,59 +37,6 @@ def load_splits(cfg: TrainConfig, log: Callable[[str], None]) -> tuple[Manifest,
     how = choose_split(data, cfg.split, log)
     train, val = split_manifest(data, how, cfg.val_fraction, cfg.seed)
     return train, val, how
-
-
-def trainable_heads(heads: list[str], train: Manifest, log: Callable[[str], None]) -> list[str]:
-    """The heads the training data can teach (``Head.missing_labels``): the others are left out (an
-    untrained scene head would print confident nonsense), and the log says so."""
-    from geocli.heads import HEADS
-
-    kept = []
-    for name in heads:
-        missing = HEADS.get(name).missing_labels(train)
-        if missing:
-            log(f"warning: {missing}, so the {name} head is left out")
-        else:
-            kept.append(name)
-    return kept
-
-
-def build_label_spaces(train: Manifest, heads: list[str], cells: list[list[int]] | None) -> LabelSpaces:
-    """What each head's outputs mean, learned from the training samples (``Head.add_labels``:
-    country list, geocell hierarchy, ...)."""
-    from geocli.heads import HEADS
-
-    labels = LabelSpaces()
-    for name in heads:
-        HEADS.get(name).add_labels(labels, train, cells)
-    return labels
-
-
-def manifest_targets(labels: LabelSpaces, manifest: Manifest, heads: list[str]) -> dict:
-    """Batch-format targets (NumPy) for every sample of ``manifest``: "gps", then each head's own
-    (``Head.targets``)."""
-    from geocli.heads import HEADS
-
-    lat, lon = np.asarray(manifest.lat, np.float64), np.asarray(manifest.lon, np.float64)
-    out = {"gps": np.stack([lat, lon], axis=1).astype(np.float32)}
-    for name in heads:
-        out.update(HEADS.get(name).targets(labels, manifest))
-    return out
-
-
-def balance_labels(targets: dict, heads: list[str]) -> np.ndarray:
-    """The class the class-balanced sampler equalises: that of the first location head (by
-    ``Head.location_priority``: finest geocell before country) with classes of places
-    (``Head.sample_classes``), else one class for all."""
-    from geocli.heads import HEADS
-
-    located = sorted((HEADS.get(h) for h in heads if HEADS.get(h).location_priority is not None),
-                     key=lambda cls: cls.location_priority)
-    for cls in located:
-        classes = cls.sample_classes(targets)
-        if classes is not None:
-            return classes
-    return np.zeros(len(targets["gps"]), np.int64)
 
 
 def place_ids(manifest: Manifest, radius_km: float) -> np.ndarray:

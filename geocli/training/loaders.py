@@ -21,7 +21,8 @@ from geocli.datasets.samplers import EvalShard, PlaceBatchSampler, ShardedSample
 from geocli.store.embedding_cache import branch_cache, cached_embeddings, content_hash
 from geocli.model import caches_tokens
 from geocli.report.progress import step_bar
-from geocli.training.data import TrainDataset, balance_labels, render_label_maps, train_transform
+from geocli.heads.labels import balance_labels
+from geocli.training.data import TrainDataset, render_label_maps, train_transform
 from geocli.training.distributed import World, barrier
 from geocli.training.shard_data import ShardBatches, StreamedRows
 from geocli.training.shard_loader import BadSamples

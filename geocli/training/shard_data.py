@@ -152,7 +152,7 @@ class RowTargets:
     heads: list[str]
 
     def __call__(self, rows: Manifest) -> dict:
-        from geocli.training.data import manifest_targets
+        from geocli.heads.labels import manifest_targets
 
         return manifest_targets(self.labels, rows, self.heads)
 
@@ -174,7 +174,7 @@ def check_streamable(cfg, world: World) -> None:
 def check_stream_model(model, live: list[str]) -> None:
     """Model parts that need every training photo at hand, refused before any photo is encoded;
     ``live``: the branches that read pixels every step."""
-    from geocli.training.retrieval import reference_head
+    from geocli.training.scoring import reference_head
 
     head = reference_head(model)
     if head is not None:

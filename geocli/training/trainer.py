@@ -25,7 +25,8 @@ from geocli.runtime import mixed_precision, to_device
 from geocli.training import scoring
 from geocli.training.scoring import chance_recall, reference_head
 from geocli.training.callbacks import Callback, TrainingDiverged, default_callbacks
-from geocli.training.data import build_label_spaces, load_splits, manifest_targets, place_ids, trainable_heads
+from geocli.heads.labels import build_label_spaces, manifest_targets, trainable_heads
+from geocli.training.data import load_splits, place_ids
 from geocli.training.distributed import init_distributed, mean_over_ranks
 from geocli.training.loaders import LoaderBuilder, Loaders, Split
 from geocli.training.model_config import build_model_config
