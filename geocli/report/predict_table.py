@@ -64,7 +64,7 @@ def render_record(record: dict) -> list:
     if not record["ok"]:
         return [text(f"{record['image']}: error: {record['error']}", style="red")]
     parts = [_guess_table(record)] if record["predictions"] else [
-        text(f"{record['image']}: no location — {record.get('reason') or 'no evidence'}", style="yellow")
+        text(f"{record['image']}: no guess — {record.get('reason') or 'no evidence'}", style="yellow")
     ]
     parts.extend(text("  " + line, style="dim") for line in _evidence_lines(record))
     return parts
