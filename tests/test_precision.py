@@ -86,3 +86,13 @@ def test_heads_compute_in_fp32_under_autocast(clip_dir):
     with torch.no_grad(), encoder_precision(torch.device("cpu"), "bf16"):
         out = model({"clip": pixels})
     assert out["embedding"].dtype == torch.float32 and out["heads"]["gallery"]["image"].dtype == torch.float32
+
+
+def test_bf16_on_a_cpu_without_bf16_units_says_it_will_be_slow(clip_dir, tmp_path, monkeypatch):
+    import geocli.predict.checkpoint_geolocator as located
+    from geocli.predict.geoclip import geoclip_geolocator
+
+    monkeypatch.setattr(located, "cpu_has_bf16", lambda: False)
+    geo = geoclip_geolocator(clip_weights=str(clip_dir), device="cpu", cache_dir=str(tmp_path / "c"), no_ocr=True,
+                             precision="bf16")
+    assert any("no bf16 matrix units" in line for line in geo.status_lines())

@@ -55,10 +55,10 @@ class ModelGeolocator:
 
         self.model, self.label, self.trust_exif, self.no_ocr = model, label, trust_exif, no_ocr
         self.device = resolve_device(device)
+        self.notices: list[str] = getattr(self, "notices", [])
         self.precision = resolve_precision(self.device, precision or "auto")
         if self.precision == "bf16" and self.device.type == "cpu" and not cpu_has_bf16():
             self.notices.append("bf16 asked, but this CPU has no bf16 matrix units: expect it slower than fp32")
-        self.notices: list[str] = getattr(self, "notices", [])
         self.tta = self.model.config.predict.tta if tta == KEEP_CHECKPOINT_TTA else (None if tta == "none" else tta)
         if self.tta not in TTA_MODES:
             raise UsageError(f"tta must be one of {list(TTA_MODES)}, not {self.tta!r}")
