@@ -155,6 +155,17 @@ def test_cli_json_summary_and_recipe_merge_order(tmp_path, monkeypatch):
     assert saved["lr"] == 0.5 and saved["epochs"] == 1  # recipe < config file < flags
 
 
+def test_cli_draws_epoch_bars_only_on_a_terminal_or_when_asked(tmp_path):
+    cfg = T.tiny_config(tmp_path)
+    (tmp_path / "c.json").write_text(json.dumps({k: v for k, v in cfg.to_dict().items() if k not in ("data", "out")}))
+    base = ["train", "--data", cfg.data, "--config", str(tmp_path / "c.json"), "--epochs", "1", "--format", "json"]
+    piped = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "a")], catch_exceptions=False)
+    asked = CliRunner().invoke(cli, [*base, "--out", str(tmp_path / "b"), "--progress"], catch_exceptions=False)
+    assert piped.exit_code == 0 and asked.exit_code == 0, piped.output + asked.output
+    assert "epoch 1/1:" not in piped.stderr and "it/s" not in piped.stderr  # stderr is not a terminal
+    assert "epoch 1/1:" in asked.stderr
+
+
 @pytest.mark.parametrize("text", ["image,lat,lon\nimg/a.png,95,10\n", "image,latitude\nx.png,1\n"])
 def test_bad_manifest_is_refused_with_one_line(tmp_path, text):
     (tmp_path / "bad.csv").write_text(text)

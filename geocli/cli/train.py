@@ -1,10 +1,13 @@
 """``geocli train``: from a manifest (or benchmark) to a checkpoint folder."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from geocli.cli.options import device_option, format_option
 from geocli.report.json_out import strict_json
+from geocli.report.progress import progress_option, progress_wanted
 
 
 def _comma_list(ctx, param, value):
@@ -70,8 +73,10 @@ def _cells(ctx, param, value):
 @click.option("--force", "--overwrite", "force", is_flag=True,
               help="Replace an earlier geocli run at --out (never a folder geocli did not make).")
 @format_option
+@progress_option
 @click.pass_context
-def train(ctx, config_file, recipe, recipes_dir, resume, force, fmt, trainable, unfreeze_last, branches, heads, cells, **plain):
+def train(ctx, config_file, recipe, recipes_dir, resume, force, fmt, progress, trainable, unfreeze_last, branches, heads,
+          cells, **plain):
     """Train a geolocation model; writes a checkpoint folder for 'geocli predict --model DIR'.
 
     \b
@@ -101,7 +106,8 @@ def train(ctx, config_file, recipe, recipes_dir, resume, force, fmt, trainable, 
         settings["out"] = resume
     if not settings.get("data") or not settings.get("out"):
         raise click.UsageError("give --data MANIFEST and --out DIR (or --resume DIR)")
-    result = run_training(TrainConfig.from_dict(settings), resume=resume, force=force)
+    result = run_training(TrainConfig.from_dict(settings), resume=resume, force=force,
+                          progress=progress_wanted(progress, sys.stderr))
     if result.rank != 0:  # under torchrun only rank 0 reports
         return
     if fmt == "json":
