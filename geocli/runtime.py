@@ -13,8 +13,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def mixed_precision(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (bf16 needs no loss scaling); a no-op on other devices."""
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=enabled and device.type == "cuda")
+    """Training's AMP: bf16 autocast on CUDA (bf16 needs no loss scaling); a no-op on other devices."""
+    return encoder_precision(device, "bf16" if enabled and device.type == "cuda" else "fp32")
 
 
 def resolve_precision(device: torch.device, precision: str = "auto") -> str:
