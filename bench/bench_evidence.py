@@ -111,9 +111,10 @@ def _changes(manifest: Path, files: dict[str, Path]) -> str:
 def evaluate(name: str, manifest: Path, run: Path, seed: int, tmp: Path, cache: list[str]) -> None:
     """Predict ``manifest``'s photos with and without evidence, score both files, print rows."""
     files = {}
+    with manifest.open(newline="") as f:
+        images = [r["image"] for r in csv.DictReader(f)]
     for flag in ("--no-evidence", "--evidence"):
         files[flag] = tmp / f"{name}-{seed}{flag}.jsonl"
-        images = [r["image"] for r in csv.DictReader(manifest.open(newline=""))]
         files[flag].write_text(_geocli(["predict", *images, "--model", str(run), flag, "--format", "jsonl",
                                         *cache]))
         scores = json.loads(_geocli(["eval", str(manifest), "--predictions", str(files[flag]), "--format", "json"]))
