@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import threading
 import time
 
 import pytest
 
 from serve_helpers import gps_jpeg
+from ports import free_port
 
 webdriver = pytest.importorskip("selenium.webdriver")
 
@@ -48,12 +48,6 @@ def browser():
     driver.quit()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server():
     import uvicorn
@@ -62,7 +56,7 @@ def server():
     from geocli.serve.app import ServeSettings, create_app
 
     app = create_app(load_model("evidence", no_ocr=True), ServeSettings("evidence"))
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     srv = uvicorn.Server(config)
     thread = threading.Thread(target=srv.run, daemon=True)

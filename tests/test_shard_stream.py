@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 
 import pytest
 import torch
@@ -12,6 +11,7 @@ from PIL import Image
 
 from geocli.datasets.shard_stream import ShardStream
 from geocli.datasets.shards import shards_for
+from ports import free_port
 
 
 def write_set(folder, n: int, per_shard: int, groups: int = 0) -> list[str]:
@@ -70,12 +70,6 @@ def test_dataloader_workers_split_the_shards(tmp_path):
     assert sorted(keys_of(loader)) == keys
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _rank_reads(rank: int, world: int, port: int, folder: str, out: str) -> None:
     import torch.distributed as dist
 
@@ -97,7 +91,7 @@ def _rank_reads(rank: int, world: int, port: int, folder: str, out: str) -> None
 def test_two_gloo_ranks_read_disjoint_shards_and_together_every_sample(tmp_path):
     keys = write_set(tmp_path / "s", 90, 5)
     out = tmp_path / "ranks.json"
-    mp.spawn(_rank_reads, args=(2, _free_port(), str(tmp_path / "s"), str(out)), nprocs=2, join=True)
+    mp.spawn(_rank_reads, args=(2, free_port(), str(tmp_path / "s"), str(out)), nprocs=2, join=True)
     ranks = json.loads(out.read_text())
     shards = [set(r["shards"]) for r in ranks]
     assert shards[0] and shards[1] and not shards[0] & shards[1] and len(shards[0] | shards[1]) == 18

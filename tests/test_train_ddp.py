@@ -3,7 +3,6 @@ shard of every epoch, and rank 0 writes a checkpoint shaped exactly like a one-p
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 import torch
@@ -12,18 +11,13 @@ import torch.multiprocessing as mp
 import train_helpers as T
 from geocli.store.checkpoint import load_checkpoint
 from geocli.training.trainer import train
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ports import free_port
 
 
 @pytest.mark.slow
 def test_two_gloo_processes_see_distinct_shards_and_save_the_same_model_shape(tmp_path):
     cfg = T.tiny_config(tmp_path, epochs=2, out=str(tmp_path / "ddp"), sampler="uniform")
-    mp.spawn(T.ddp_worker, args=(2, _free_port(), str(tmp_path), cfg.to_dict()), nprocs=2, join=True)
+    mp.spawn(T.ddp_worker, args=(2, free_port(), str(tmp_path), cfg.to_dict()), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     seen = [set(r["seen"]) for r in ranks]
     assert all(r["world"] == 2 for r in ranks)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from geocli.errors import UsageError
 from geocli.training.callbacks import Callback
 from geocli.store.run_folder import load_run_state
 from geocli.training.trainer import train
+from ports import free_port
 
 
 class EpochSeen(Callback):
@@ -138,16 +138,10 @@ def _saved_epoch(out: str) -> int:
         return 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_gloo_ranks_train_on_disjoint_shards_and_score_the_whole_validation_set(tmp_path):
     cfg = shard_config(tmp_path, epochs=2, out=str(tmp_path / "ddp"))
-    mp.spawn(T.ddp_worker, args=(2, _free_port(), str(tmp_path), cfg.to_dict()), nprocs=2, join=True)
+    mp.spawn(T.ddp_worker, args=(2, free_port(), str(tmp_path), cfg.to_dict()), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     seen = [set(r["seen"]) for r in ranks]
     n_val = ranks[0]["history"][-1]["val"]["n"]
